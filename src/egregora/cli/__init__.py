@@ -1,0 +1,1 @@
+"""The ``egregora`` command line: one Typer application, human or JSON output."""

@@ -1,0 +1,37 @@
+"""The ``egregora`` application."""
+
+from __future__ import annotations
+
+import typer
+
+from egregora import __version__
+from egregora.cli import db
+from egregora.cli.output import quiet_library_warnings
+
+app = typer.Typer(
+    name="egregora",
+    help="The egregora data layer: turn group-chat exports into a blog, on a database you own.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """egregora command line."""
+
+
+def main() -> None:
+    quiet_library_warnings()
+    app()

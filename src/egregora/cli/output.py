@@ -1,0 +1,71 @@
+"""How every command speaks: rich text for people, one JSON object with ``--json``, errors as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import duckdb
+import typer
+from rich.console import Console
+
+from egregora.errors import EgregoraError
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="DuckDB file path, duckdb:///PATH or postgresql://... "
+        "[default: $EGREGORA_DB, else .egregora/egregora.duckdb]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout instead of the human view.")
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def quiet_library_warnings() -> None:
+    """Hide two warnings ibis 12 emits on every query; they concern library internals, not users."""
+    warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+    warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=str, sort_keys=False) + "\n")
+
+
+def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "error") -> NoReturn:
+    """Exit non-zero with ``message`` as one line on stderr (and a JSON object with --json)."""
+    line = " ".join(message.split())
+    if as_json:
+        emit_json({"ok": False, "error": {"type": kind, "message": line}})
+    err_console.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported_errors(as_json: bool) -> Iterator[None]:
+    """Turn the project's errors, and any database error, into one line and an exit code."""
+    try:
+        yield
+    except EgregoraError as exc:
+        fail(str(exc), code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
+    except duckdb.Error as exc:
+        if os.environ.get("EGREGORA_DEBUG"):
+            raise
+        fail(
+            f"database error ({type(exc).__name__}): {str(exc).splitlines()[0]}; "
+            "set EGREGORA_DEBUG=1 to see the traceback",
+            as_json=as_json,
+            kind=type(exc).__name__,
+        )
+

@@ -1,0 +1,54 @@
+"""One exception hierarchy. Every message names the cause and the fix; the CLI prints it as one line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from egregora.contracts.report import ContractReport
+
+
+class EgregoraError(Exception):
+    """Base of every error egregora raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigurationError(EgregoraError):
+    """A setting or argument is malformed (for example a ``--db`` URL)."""
+
+    exit_code = 2
+
+
+class DatabaseError(EgregoraError):
+    """The database could not be opened or used."""
+
+
+class DatabaseNotFoundError(DatabaseError):
+    """The database named by ``--db`` does not exist."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process holds the DuckDB file."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class UnsupportedBackendError(EgregoraError):
+    """The operation is not available on this database backend."""
+
+    exit_code = 2
+
+
+class SchemaError(EgregoraError):
+    """The live schema is not what the catalog declares."""
+
+
+class ContractViolation(EgregoraError):
+    """Data broke the table's contract; ``report`` names each rule, count and example keys."""
+
+    def __init__(self, report: ContractReport) -> None:
+        super().__init__(str(report))
+        self.report = report

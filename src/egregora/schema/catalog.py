@@ -1,0 +1,24 @@
+"""The catalog: every table of the data layer, parents before the tables that reference them."""
+
+from egregora.schema.model import Catalog
+from egregora.schema.tables.assets import ASSET_CACHE
+from egregora.schema.tables.content import ANNOTATIONS, DOCUMENTS, MESSAGES
+from egregora.schema.tables.git import GIT_COMMITS, GIT_LOOKUP_CACHE, GIT_REFS, GIT_REPOS
+from egregora.schema.tables.ledger import SCHEMA_MIGRATIONS
+from egregora.schema.tables.runs import RUNS, TASKS
+
+CATALOG = Catalog(
+    (
+        SCHEMA_MIGRATIONS,
+        RUNS,
+        DOCUMENTS,
+        MESSAGES,
+        ANNOTATIONS,
+        TASKS,
+        GIT_REPOS,
+        GIT_COMMITS,
+        GIT_REFS,
+        GIT_LOOKUP_CACHE,
+        ASSET_CACHE,
+    )
+)

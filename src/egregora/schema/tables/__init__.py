@@ -1,0 +1,1 @@
+"""Table declarations, one module per area of the data layer."""

@@ -1,0 +1,73 @@
+"""Where the database is: the ``--db`` value (a path, ``duckdb:///path`` or ``postgresql://...``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from egregora.errors import ConfigurationError
+
+ENV_VAR = "EGREGORA_DB"
+DEFAULT_PATH = Path(".egregora") / "egregora.duckdb"
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed database location: a DuckDB file (or ``:memory:``) or a PostgreSQL DSN."""
+
+    backend: Literal["duckdb", "postgres"]
+    path: Path | None = None
+    dsn: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | os.PathLike[str] | None = None) -> DatabaseURL:
+        """Read ``value`` as the CLI's ``--db``; None falls back to $EGREGORA_DB, then the default."""
+        if value is None:
+            value = os.environ.get(ENV_VAR) or DEFAULT_PATH
+        text = os.fspath(value).strip()
+        if not text:
+            raise ConfigurationError(
+                "the database URL is empty; pass --db PATH, duckdb:///PATH or postgresql://..."
+            )
+        if text.startswith(("postgresql://", "postgres://")):
+            return cls("postgres", dsn=text)
+        if text.startswith("duckdb://"):
+            rest = text.removeprefix("duckdb://")
+            if not rest.startswith("/"):
+                raise ConfigurationError(
+                    f"cannot read {text!r}: write duckdb:///relative/path or duckdb:////abs/path"
+                )
+            rest = rest[1:]
+            if not rest:
+                raise ConfigurationError(f"{text!r} names no file; write duckdb:///PATH")
+            text = rest
+        if "://" in text:
+            scheme = text.split("://", 1)[0]
+            raise ConfigurationError(
+                f"unsupported database scheme {scheme!r} in {text!r}; "
+                "use a DuckDB file path, duckdb:///PATH or postgresql://..."
+            )
+        if text == ":memory:":
+            return cls("duckdb", path=None)
+        return cls("duckdb", path=Path(text).expanduser())
+
+    @property
+    def is_memory(self) -> bool:
+        return self.backend == "duckdb" and self.path is None
+
+    def __str__(self) -> str:
+        if self.backend == "postgres":
+            return _redact(self.dsn or "")
+        return ":memory:" if self.path is None else str(self.path)
+
+
+def _redact(dsn: str) -> str:
+    """Hide a password in a DSN before it is shown to anyone."""
+    scheme, sep, rest = dsn.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return dsn
