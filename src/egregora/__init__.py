@@ -1,4 +1,4 @@
-"""egregora's data layer: schemas, contracts, DDL, migrations and storage for a chat-to-blog pipeline."""
+"""egregora's data layer: schemas, contracts, DDL and storage for a chat-to-blog pipeline."""
 
 from importlib.metadata import PackageNotFoundError, version
 

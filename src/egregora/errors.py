@@ -1,4 +1,4 @@
-"""One exception hierarchy. Every message names the cause and the fix; the CLI prints it as one line."""
+"""One exception hierarchy; every message names the cause and the fix, printed as one line."""
 
 from __future__ import annotations
 

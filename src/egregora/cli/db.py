@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table as RichTable
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.ddl.render import catalog_script
@@ -19,14 +18,14 @@ from egregora.storage.url import DatabaseURL
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
 
 
-class SchemaFormat(str, Enum):
+class SchemaFormat(StrEnum):
     sql = "sql"
     mermaid = "mermaid"
     json = "json"
     markdown = "markdown"
 
 
-class DialectName(str, Enum):
+class DialectName(StrEnum):
     duckdb = "duckdb"
     postgres = "postgres"
 
@@ -42,7 +41,9 @@ def init(db: DbOption = None, as_json: JsonOption = False) -> None:
     elif result.changed:
         console.print(f"Created {len(result.created)} tables in [bold]{result.url}[/bold].")
     else:
-        console.print(f"[bold]{result.url}[/bold] is already at the catalog's schema; nothing to do.")
+        console.print(
+            f"[bold]{result.url}[/bold] is already at the catalog's schema; nothing to do."
+        )
 
 
 @app.command("verify")
@@ -56,12 +57,12 @@ def verify_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     elif not differences:
         console.print(f"[green]ok[/green]: {url} matches the catalog ({len(CATALOG)} tables).")
     else:
-        table = RichTable(title=f"{url}: {len(differences)} difference(s) from the catalog")
-        for header in ("kind", "table", "object", "expected", "actual"):
-            table.add_column(header, overflow="fold")
+        console.print(
+            f"[red]{len(differences)} difference(s)[/red] between {url} and the catalog:",
+            soft_wrap=True,
+        )
         for d in differences:
-            table.add_row(d.kind, d.table, d.name, d.expected or "", d.actual or "")
-        console.print(table)
+            console.print(f"  - {d.message}", markup=False, highlight=False, soft_wrap=True)
     if differences:
         raise typer.Exit(1)
 

@@ -1,4 +1,4 @@
-"""How every command speaks: rich text for people, one JSON object with ``--json``, errors as one line."""
+"""How commands speak: rich text for people, one JSON object with ``--json``, one-line errors."""
 
 from __future__ import annotations
 
@@ -68,4 +68,3 @@ def reported_errors(as_json: bool) -> Iterator[None]:
             as_json=as_json,
             kind=type(exc).__name__,
         )
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import ibis
@@ -74,9 +74,7 @@ class Contract:
 
     def checks(self, parents: Mapping[str, ir.Table] | None = None) -> list[_Check]:
         """Rules, keys and (when parent tables are given) foreign keys, as named checks."""
-        out = [
-            _Check(r.name, r.description, r.predicate, r.columns) for r in self.table.rules
-        ]
+        out = [_Check(r.name, r.description, r.predicate, r.columns) for r in self.table.rules]
         for key in self.table.keys:
             description = f"{key.description or 'unique'}: ({', '.join(key.columns)}) is unique"
             out.append(
@@ -103,9 +101,7 @@ class Contract:
             pa.Check(_as_pandera(check.predicate), name=check.name, error=check.description)
             for check in self.checks(parents)
         ]
-        return pa.DataFrameSchema(
-            columns=columns, checks=checks, strict=True, name=self.table.name
-        )
+        return pa.DataFrameSchema(columns=columns, checks=checks, strict=True, name=self.table.name)
 
     def validate(
         self,
@@ -208,7 +204,7 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-@lru_cache(maxsize=None)
+@cache
 def contract_for(table: str) -> Contract:
     """The contract of the catalog table named ``table``."""
     return Contract(CATALOG[table])

@@ -1,4 +1,4 @@
-"""Teach pandera's Ibis engine the two dtypes the catalog uses that it does not know: JSON and arrays.
+"""Teach pandera's Ibis engine two dtypes the catalog uses and it lacks: JSON and arrays.
 
 Without these, declaring a ``json`` or ``array<string>`` column in a contract fails with
 "Data type 'object' not understood by Engine". Importing this module registers them once.

@@ -49,7 +49,7 @@ def _label_constraints(table: Table, live: LiveTable) -> tuple[LiveConstraint, .
     declaration order, which DuckDB keeps.
     """
     uniques = {u.columns: u.name for u in table.uniques}
-    fkeys = {(fk.column,): fk.name for fk in table.foreign_keys}
+    fkeys: dict[tuple[str, ...], str] = {(fk.column,): fk.name for fk in table.foreign_keys}
     checks = iter(table.rules)
     labelled = []
     for constraint in live.constraints:
@@ -124,9 +124,7 @@ def _diff_columns(want: LiveTable, have: LiveTable) -> list[Difference]:
             out.append(Difference("missing_column", want.name, c.name, spec, None))
             continue
         if live.data_type != c.data_type:
-            out.append(
-                Difference("column_type", want.name, c.name, c.data_type, live.data_type)
-            )
+            out.append(Difference("column_type", want.name, c.name, c.data_type, live.data_type))
         if live.nullable != c.nullable:
             out.append(
                 Difference(

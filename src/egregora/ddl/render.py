@@ -16,7 +16,7 @@ from sqlglot import exp
 from egregora.schema.model import Catalog, Table
 
 Dialect: TypeAlias = Literal["duckdb", "postgres"]
-DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")
+DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")  # the names Index.dialects uses
 
 _TYPE_MAPPERS = {"duckdb": DuckDBType, "postgres": PostgresType}
 
@@ -36,13 +36,13 @@ def sql_type(dtype: dt.DataType, dialect: Dialect) -> exp.DataType:
     return mapped
 
 
-def _named(name: str, constraint: exp.Expression) -> exp.Constraint:
+def _named(name: str, constraint: exp.Expr) -> exp.Constraint:
     return exp.Constraint(this=ident(name), expressions=[constraint])
 
 
 def create_table(table: Table, dialect: Dialect, *, if_not_exists: bool = False) -> exp.Create:
     """CREATE TABLE with NOT NULL, PRIMARY KEY, UNIQUE, named CHECK and FOREIGN KEY clauses."""
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     for column in table.columns:
         constraints = []
         if not column.nullable:
@@ -76,10 +76,14 @@ def create_table(table: Table, dialect: Dialect, *, if_not_exists: bool = False)
     )
 
 
-def create_indexes(table: Table, *, if_not_exists: bool = False) -> list[exp.Create]:
-    """One CREATE INDEX per declared secondary index."""
+def create_indexes(
+    table: Table, dialect: Dialect, *, if_not_exists: bool = False
+) -> list[exp.Create]:
+    """One CREATE INDEX per secondary index declared for ``dialect``."""
     statements = []
     for index in table.indexes:
+        if dialect not in index.dialects:
+            continue
         columns = [exp.Ordered(this=exp.column(c, quoted=True)) for c in index.columns]
         statements.append(
             exp.Create(
@@ -98,7 +102,7 @@ def create_indexes(table: Table, *, if_not_exists: bool = False) -> list[exp.Cre
 def table_statements(table: Table, dialect: Dialect, *, if_not_exists: bool = False) -> list[str]:
     """The table's CREATE TABLE followed by its CREATE INDEX statements, as SQL text."""
     trees = [create_table(table, dialect, if_not_exists=if_not_exists)]
-    trees += create_indexes(table, if_not_exists=if_not_exists)
+    trees += create_indexes(table, dialect, if_not_exists=if_not_exists)
     return [tree.sql(dialect=dialect) for tree in trees]
 
 

@@ -74,13 +74,22 @@ class ForeignKey:
     ref_column: str
 
 
+DIALECTS = ("duckdb", "postgres")
+
+
 @dataclass(frozen=True)
 class Index:
-    """A secondary index and the query it exists to serve (also written in the evolution plan)."""
+    """A secondary index, the query it exists to serve, and the dialects whose planner uses it.
+
+    DuckDB 1.5 scans an ART index only for equality or a selective range on a single column;
+    composite and ORDER BY ... LIMIT lookups are declared for PostgreSQL alone, where a B-tree
+    serves them, instead of slowing every DuckDB write for nothing.
+    """
 
     name: str
     columns: tuple[str, ...]
     serves: str
+    dialects: tuple[str, ...] = DIALECTS
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,9 @@ class Table:
         names += [fk.name for fk in self.foreign_keys] + [i.name for i in self.indexes]
         if len(set(names)) != len(names):
             yield "a constraint or index name repeats"
+        for index in self.indexes:
+            if not index.dialects or set(index.dialects) - set(DIALECTS):
+                yield f"index {index.name!r} must name dialects among {DIALECTS}"
 
     # -- derived views -------------------------------------------------------------------------
     @property

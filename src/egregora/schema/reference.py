@@ -86,7 +86,12 @@ def _table_json(table: Table) -> dict[str, Any]:
             for fk in table.foreign_keys
         ],
         "indexes": [
-            {"name": i.name, "columns": list(i.columns), "serves": i.serves}
+            {
+                "name": i.name,
+                "columns": list(i.columns),
+                "serves": i.serves,
+                "dialects": list(i.dialects),
+            }
             for i in table.indexes
         ],
     }
@@ -135,5 +140,8 @@ def markdown(catalog: Catalog) -> str:
         for r in table.rules:
             out.append(f"- Check `{r.name}`: {r.description}: `{_cell(r.sql_text())}`")
         for i in table.indexes:
-            out.append(f"- Index `{i.name}` on ({', '.join(i.columns)}): serves {i.serves}")
+            out.append(
+                f"- Index `{i.name}` on ({', '.join(i.columns)}), {', '.join(i.dialects)}: "
+                f"serves {i.serves}"
+            )
     return "\n".join(out) + "\n"

@@ -37,23 +37,23 @@ def _col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def _not_null(name: str) -> exp.Expression:
+def _not_null(name: str) -> exp.Expr:
     return exp.Not(this=exp.Is(this=_col(name), expression=exp.Null()))
 
 
-def _is_null(name: str) -> exp.Expression:
+def _is_null(name: str) -> exp.Expr:
     return exp.Is(this=_col(name), expression=exp.Null())
 
 
-def _eq(name: str, value: Scalar) -> exp.Expression:
+def _eq(name: str, value: Scalar) -> exp.Expr:
     return exp.EQ(this=_col(name), expression=exp.convert(value))
 
 
-def _and(parts: Sequence[exp.Expression]) -> exp.Expression:
+def _and(parts: Sequence[exp.Expr]) -> exp.Expr:
     return exp.and_(*parts, wrap=True) if len(parts) > 1 else parts[0]
 
 
-def _or(parts: Sequence[exp.Expression]) -> exp.Expression:
+def _or(parts: Sequence[exp.Expr]) -> exp.Expr:
     return exp.or_(*parts, wrap=True) if len(parts) > 1 else parts[0]
 
 
@@ -76,7 +76,7 @@ class Rule:
         """Columns the rule reads, in declaration order."""
         raise NotImplementedError
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         """The rule as a dialect-neutral SQL boolean expression."""
         raise NotImplementedError
 
@@ -103,7 +103,7 @@ class OneOf(Rule):
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         return exp.In(this=_col(self.column), expressions=[exp.convert(v) for v in self.values])
 
     def predicate(self, table: ir.Table) -> ir.BooleanValue:
@@ -126,7 +126,7 @@ class Bound(Rule):
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         return _SQL_COMPARISONS[self.op](this=_col(self.column), expression=exp.convert(self.value))
 
     def predicate(self, table: ir.Table) -> ir.BooleanValue:
@@ -150,7 +150,7 @@ class Ordered(Rule):
     def columns(self) -> tuple[str, ...]:
         return (self.low, self.high)
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         return _SQL_COMPARISONS[self.op](this=_col(self.low), expression=_col(self.high))
 
     def predicate(self, table: ir.Table) -> ir.BooleanValue:
@@ -174,7 +174,7 @@ class RequiredWhen(Rule):
     def columns(self) -> tuple[str, ...]:
         return (self.column, *self.required)
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         other = exp.NEQ(this=_col(self.column), expression=exp.convert(self.equals))
         return _or([other, _and([_not_null(c) for c in self.required])])
 
@@ -202,7 +202,7 @@ class NullExactlyWhen(Rule):
     def columns(self) -> tuple[str, ...]:
         return (self.column, *self.nulls)
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         when = _and([_eq(self.column, self.equals), *[_is_null(c) for c in self.nulls]])
         otherwise = _and(
             [
@@ -237,7 +237,7 @@ class ExactlyOne(Rule):
     def columns(self) -> tuple[str, ...]:
         return self.choices
 
-    def sql(self) -> exp.Expression:
+    def sql(self) -> exp.Expr:
         options = []
         for chosen in self.choices:
             parts = [_not_null(c) if c == chosen else _is_null(c) for c in self.choices]

@@ -38,7 +38,7 @@ def _refuse_partial(url: DatabaseURL, existing: set[str], catalog: Catalog) -> N
 
 
 def initialize(url: DatabaseURL, catalog: Catalog = CATALOG) -> InitResult:
-    """Create every catalog table in one transaction; a database already at the schema is left alone.
+    """Create every catalog table in one transaction; a database at the schema is left alone.
 
     Tables that are not egregora's are left untouched. A database holding some egregora tables
     that differ from the catalog is refused, never dropped or recreated.

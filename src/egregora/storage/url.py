@@ -23,7 +23,7 @@ class DatabaseURL:
 
     @classmethod
     def parse(cls, value: str | os.PathLike[str] | None = None) -> DatabaseURL:
-        """Read ``value`` as the CLI's ``--db``; None falls back to $EGREGORA_DB, then the default."""
+        """Read ``value`` as the CLI's ``--db``; None means $EGREGORA_DB, else the default path."""
         if value is None:
             value = os.environ.get(ENV_VAR) or DEFAULT_PATH
         text = os.fspath(value).strip()

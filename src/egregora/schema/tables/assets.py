@@ -40,6 +40,7 @@ ASSET_CACHE = Table(
             "asset_cache_last_accessed_idx",
             ("last_accessed_at",),
             "least-recently-used eviction: ORDER BY last_accessed_at LIMIT n",
+            dialects=("postgres",),
         ),
     ),
 )

@@ -100,7 +100,7 @@ DOCUMENTS = Table(
 
 MESSAGES = Table(
     name="messages",
-    description="One chat event from an export, keyed by a deterministic id so re-ingesting is a no-op.",
+    description="One chat event from an export; a deterministic id makes re-ingesting a no-op.",
     columns=(
         col("event_id", "!string", "Deterministic id derived from source, thread and content."),
         col("source", "!string", "Where the message came from (for example whatsapp)."),

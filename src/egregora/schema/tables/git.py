@@ -30,8 +30,12 @@ GIT_COMMITS = Table(
         col("commit_sha", "!string", "The commit."),
         col("path", "!string", "Path after the change."),
         col("old_path", "string", "Path before a rename or copy."),
-        col("change_type", "!string", "Added, Modified, Deleted, Renamed, Copied, Type change.",
-            one_of=CHANGE_TYPES),
+        col(
+            "change_type",
+            "!string",
+            "Added, Modified, Deleted, Renamed, Copied, Type change.",
+            one_of=CHANGE_TYPES,
+        ),
         col("committed_at", f"!{TIMESTAMPTZ}", "Committer date."),
         col("authored_at", TIMESTAMPTZ, "Author date."),
         col("author_name", "string", "Author name."),
@@ -41,10 +45,20 @@ GIT_COMMITS = Table(
     ),
     primary_key=("repo_id", "commit_sha", "path"),
     checks=(
-        RequiredWhen("git_commits_rename_has_old_path", "a rename names its old path",
-                     "change_type", "R", ("old_path",)),
-        RequiredWhen("git_commits_copy_has_old_path", "a copy names its source path",
-                     "change_type", "C", ("old_path",)),
+        RequiredWhen(
+            "git_commits_rename_has_old_path",
+            "a rename names its old path",
+            "change_type",
+            "R",
+            ("old_path",),
+        ),
+        RequiredWhen(
+            "git_commits_copy_has_old_path",
+            "a copy names its source path",
+            "change_type",
+            "C",
+            ("old_path",),
+        ),
     ),
     foreign_keys=(ForeignKey("git_commits_repo_id_fkey", "repo_id", "git_repos", "repo_id"),),
     indexes=(
@@ -53,6 +67,7 @@ GIT_COMMITS = Table(
             ("repo_id", "path", "committed_at"),
             "the latest change of (repo, path) at or before T: WHERE repo_id = ? AND path = ? "
             "AND committed_at <= ? ORDER BY committed_at DESC LIMIT 1",
+            dialects=("postgres",),
         ),
     ),
 )

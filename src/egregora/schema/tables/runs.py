@@ -33,7 +33,9 @@ RUNS = Table(
             "<=",
             "finished_at",
         ),
-        RequiredWhen("runs_failed_has_error", "a failed run says why", "status", "failed", ("error",)),
+        RequiredWhen(
+            "runs_failed_has_error", "a failed run says why", "status", "failed", ("error",)
+        ),
     ),
     foreign_keys=(ForeignKey("runs_parent_run_id_fkey", "parent_run_id", "runs", "run_id"),),
 )
@@ -82,6 +84,7 @@ TASKS = Table(
             ("task_type", "status", "created_at"),
             "the next pending task of a type, oldest first: WHERE task_type = ? AND "
             "status = 'pending' ORDER BY created_at LIMIT 1",
+            dialects=("postgres",),
         ),
     ),
 )

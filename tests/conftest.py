@@ -1,0 +1,47 @@
+"""Fixtures: databases at the catalog's schema, in memory or on disk, and PostgreSQL when named."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import ibis
+import pytest
+from ibis.backends.duckdb import Backend as DuckDBBackend
+
+from egregora.schema.catalog import CATALOG
+from tests.samples import valid_rows
+from tests.support import create_schema, insert_rows
+
+POSTGRES_ENV = "EGREGORA_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def backend() -> Iterator[DuckDBBackend]:
+    """An in-memory DuckDB (through Ibis) holding the catalog's empty tables."""
+    con = ibis.duckdb.connect(":memory:")
+    create_schema(con.con)
+    yield con
+    con.disconnect()
+
+
+@pytest.fixture
+def filled(backend: DuckDBBackend) -> DuckDBBackend:
+    """The same database holding every valid sample row."""
+    for table in CATALOG:
+        insert_rows(backend.con, table.name, valid_rows()[table.name])
+    return backend
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "egregora.duckdb"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to run against")
+    return url

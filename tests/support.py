@@ -1,0 +1,56 @@
+"""Helpers shared by the tests: create the schema, insert rows with bound parameters, stage data."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import duckdb
+import ibis.expr.types as ir
+from ibis.backends.duckdb import Backend as DuckDBBackend
+from sqlglot import exp
+
+from egregora.ddl.render import catalog_statements, ident, table_ref
+from egregora.schema.catalog import CATALOG
+from egregora.schema.model import Catalog, Table
+
+_staged = itertools.count()
+
+
+def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog = CATALOG) -> None:
+    for statement in catalog_statements(catalog, "duckdb"):
+        con.execute(statement)
+
+
+def insert_sql(table: str, columns: Iterable[str], placeholder: str = "?") -> str:
+    """INSERT INTO "table" ("a", "b") VALUES (?, ?), identifiers quoted by sqlglot."""
+    names = list(columns)
+    statement = exp.insert(
+        exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in names])]),
+        table_ref(table),
+        columns=[ident(n) for n in names],
+    )
+    sql = statement.sql(dialect="duckdb")
+    return sql if placeholder == "?" else sql.replace("?", placeholder)
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """Insert each row with bound parameters (one statement per row, columns as given)."""
+    for row in rows:
+        con.execute(insert_sql(table, row.keys()), list(row.values()))
+
+
+def stage(backend: DuckDBBackend, table: Table, rows: list[dict[str, Any]]) -> ir.Table:
+    """A temporary table with ``table``'s columns (all nullable, no constraints) holding ``rows``.
+
+    This is data as it arrives before any check: the contract is what judges it.
+    """
+    name = f"_stage_{table.name}_{next(_staged)}"
+    schema = {c.name: c.dtype.copy(nullable=True) for c in table.columns}
+    backend.create_table(name, schema=schema, temp=True)
+    full = [{c: row.get(c) for c in table.column_names} for row in rows]
+    insert_rows(backend.con, name, full)
+    return backend.table(name)

@@ -1,0 +1,107 @@
+"""The code keeps its promises about structure: layering, no values in SQL text, lint and types."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "egregora"
+
+# Each layer may import only the layers listed for it (and itself); nothing imports upward.
+ALLOWED: dict[str, set[str]] = {
+    "schema": set(),
+    "contracts": {"schema", "errors"},
+    "ddl": {"schema"},
+    "storage": {"schema", "ddl", "contracts", "errors"},
+    "cli": {"schema", "ddl", "contracts", "storage", "errors", ""},
+    "errors": {"contracts"},  # for a type annotation only
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _layer(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py") if len(relative.parts) > 1 else relative.stem
+
+
+def _egregora_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for name in names:
+            if name == "egregora":
+                found.add("")
+            elif name.startswith("egregora."):
+                found.add(name.split(".")[1])
+    return found
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_dependencies_point_one_way(path: Path) -> None:
+    layer = _layer(path)
+    if layer in {"__init__", "__main__"}:
+        return
+    assert layer in ALLOWED, f"{path}: new top-level module {layer!r} needs a place in ALLOWED"
+    upward = _egregora_imports(path) - ALLOWED[layer] - {layer}
+    assert not upward, f"{path.relative_to(ROOT)} imports {sorted(upward)} above its layer"
+
+
+_SQL_CALLS = {"execute", "executemany", "raw_sql", "sql"}
+
+
+def _formats_text(node: ast.expr) -> bool:
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(v, ast.FormattedValue) for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return True
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+    )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_sql_text_is_built_by_string_formatting(path: Path) -> None:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _SQL_CALLS
+            and node.args
+        ):
+            assert not _formats_text(node.args[0]), (
+                f"{path.relative_to(ROOT)}:{node.lineno} formats text into SQL; build it with "
+                "sqlglot and pass values as parameters"
+            )
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail(f"{name} is not installed in this environment; run `make test`")
+    return found
+
+
+def test_ruff_is_clean() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_is_clean() -> None:
+    done = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

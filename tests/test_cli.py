@@ -1,0 +1,178 @@
+"""The command line: --db and --json on every command, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlglot
+from typer.testing import CliRunner
+
+from egregora.cli.app import app
+from egregora.schema.catalog import CATALOG
+
+runner = CliRunner()
+
+
+def test_python_dash_m_runs_the_application(tmp_path: Path) -> None:
+    db = tmp_path / "sub" / "x.duckdb"
+    done = subprocess.run(
+        [sys.executable, "-m", "egregora", "db", "init", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == list(CATALOG.names)
+    assert done.stderr == ""  # library warnings are not shown to users
+
+
+def test_init_is_idempotent(db_path: Path) -> None:
+    first = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
+    second = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
+    assert first.exit_code == second.exit_code == 0
+    assert json.loads(first.stdout)["created"] == list(CATALOG.names)
+    assert json.loads(second.stdout)["created"] == []
+    assert "nothing to do" in runner.invoke(app, ["db", "init", "--db", str(db_path)]).stdout
+
+
+def test_init_accepts_the_duckdb_url_form(tmp_path: Path) -> None:
+    db = tmp_path / "u.duckdb"
+    result = runner.invoke(app, ["db", "init", "--db", f"duckdb:///{db}"])
+    assert result.exit_code == 0, result.output
+    assert db.exists()
+
+
+def test_default_database_is_under_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EGREGORA_DB", raising=False)
+    assert runner.invoke(app, ["db", "init"]).exit_code == 0
+    assert (tmp_path / ".egregora" / "egregora.duckdb").exists()
+
+
+def test_egregora_db_variable_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "env.duckdb"
+    monkeypatch.setenv("EGREGORA_DB", str(target))
+    assert runner.invoke(app, ["db", "init"]).exit_code == 0
+    assert target.exists()
+    assert runner.invoke(app, ["db", "verify"]).exit_code == 0
+
+
+def test_init_refuses_a_database_with_different_egregora_tables(db_path: Path) -> None:
+    with duckdb.connect(str(db_path)) as con:
+        con.execute('CREATE TABLE "documents" ("id" VARCHAR, "body" VARCHAR)')
+        con.execute("INSERT INTO documents VALUES ('keep', 'me')")
+    result = runner.invoke(app, ["db", "init", "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "egregora db verify" in result.stderr
+    with duckdb.connect(str(db_path)) as con:
+        assert con.execute("SELECT * FROM documents").fetchall() == [("keep", "me")]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert tables == {"documents"}
+
+
+def test_init_keeps_unrelated_tables_and_verify_reports_them(db_path: Path) -> None:
+    with duckdb.connect(str(db_path)) as con:
+        con.execute('CREATE TABLE "notes" ("x" INTEGER)')
+    assert runner.invoke(app, ["db", "init", "--db", str(db_path)]).exit_code == 0
+    result = runner.invoke(app, ["db", "verify", "--db", str(db_path), "--json"])
+    assert result.exit_code == 1
+    kinds = [(d["kind"], d["table"]) for d in json.loads(result.stdout)["differences"]]
+    assert kinds == [("extra_table", "notes")]
+
+
+def test_verify_of_a_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.duckdb"
+    result = runner.invoke(app, ["db", "verify", "--db", str(missing)])
+    assert result.exit_code == 1
+    assert "egregora db init" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not missing.exists()
+
+
+def test_a_bad_url_is_a_one_line_error_with_exit_2() -> None:
+    result = runner.invoke(app, ["db", "verify", "--db", "mysql://x/y", "--json"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: unsupported database scheme 'mysql'")
+    assert result.stderr.count("\n") == 1
+    assert json.loads(result.stdout)["error"]["type"] == "ConfigurationError"
+
+
+def test_a_locked_database_names_the_holder(db_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
+            " time.sleep(60)",
+            str(db_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        result = runner.invoke(app, ["db", "init", "--db", str(db_path)])
+        assert result.exit_code == 1
+        assert f"locked by process {holder.pid}" in result.stderr
+        assert "retry" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres"])
+def test_schema_sql_parses_in_its_dialect(dialect: str) -> None:
+    result = runner.invoke(app, ["db", "schema", "--format", "sql", "--dialect", dialect])
+    assert result.exit_code == 0
+    statements = [s for s in sqlglot.parse(result.stdout, read=dialect) if s is not None]
+    creates = [s for s in statements if s.key == "create" and s.args.get("kind") == "TABLE"]
+    assert len(creates) == len(CATALOG)
+
+
+def test_schema_dialect_follows_the_db_backend() -> None:
+    result = runner.invoke(app, ["db", "schema", "--db", "postgresql://u@h/d", "--json"])
+    payload = json.loads(result.stdout)
+    assert payload["dialect"] == "postgres"
+    assert "TIMESTAMPTZ(6)" in payload["text"]
+
+
+def test_schema_mermaid_and_json_cover_every_table() -> None:
+    diagram = runner.invoke(app, ["db", "schema", "--format", "mermaid"]).stdout
+    assert diagram.startswith("erDiagram\n")
+    catalog = json.loads(runner.invoke(app, ["db", "schema", "--format", "json"]).stdout)
+    assert [t["name"] for t in catalog["tables"]] == list(CATALOG.names)
+    for table in CATALOG:
+        assert f"    {table.name} {{" in diagram
+        for fk in table.foreign_keys:
+            assert f"{fk.references} " in diagram and f'{table.name} : "{fk.column}"' in diagram
+
+
+def test_version_flag() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip()
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "egregora"
+    assert script.exists(), "pip install -e . must install the egregora console script"
+    done = subprocess.run(
+        [str(script), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert done.returncode == 0
+    assert "db" in done.stdout

@@ -1,0 +1,110 @@
+"""The PostgreSQL DDL on a real server (skipped, with the reason shown, without one)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner
+
+from egregora.cli.app import app
+from egregora.ddl.render import catalog_statements
+from egregora.schema.catalog import CATALOG
+from tests.samples import valid_rows
+from tests.support import insert_sql
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+    """A connection whose search_path is a fresh schema, dropped afterwards."""
+    name = f"egregora_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        con.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(name)))
+        try:
+            yield con, name
+        finally:
+            con.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def _create(con: psycopg.Connection[Any]) -> None:
+    with con.transaction():
+        for statement in catalog_statements(CATALOG, "postgres"):
+            con.execute(statement)
+
+
+def _insert(con: psycopg.Connection[Any], table: str, row: dict[str, Any]) -> None:
+    con.execute(insert_sql(table, row.keys(), placeholder="%s"), list(row.values()))
+
+
+def test_catalog_ddl_executes_with_every_named_constraint(pg_schema: tuple[Any, str]) -> None:
+    con, schema = pg_schema
+    _create(con)
+    names = {
+        row[0]
+        for row in con.execute(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = %s AND c.contype IN ('p', 'u', 'c', 'f')",
+            [schema],
+        ).fetchall()
+    }
+    expected = set()
+    for table in CATALOG:
+        expected |= {table.pkey_name, *(u.name for u in table.uniques)}
+        expected |= {r.name for r in table.rules} | {fk.name for fk in table.foreign_keys}
+    assert names == expected
+    indexes = {
+        row[0]
+        for row in con.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema])
+    }
+    declared = {i.name for t in CATALOG for i in t.indexes if "postgres" in i.dialects}
+    assert declared <= indexes
+
+
+def test_sample_rows_insert_and_rules_reject_by_name(pg_schema: tuple[Any, str]) -> None:
+    con, _ = pg_schema
+    _create(con)
+    for table in CATALOG:
+        for row in valid_rows()[table.name]:
+            _insert(con, table.name, row)
+    post = dict(valid_rows()["documents"][0], id="doc-2", slug="other", title=None)
+    with pytest.raises(psycopg.errors.CheckViolation) as check:
+        _insert(con, "documents", post)
+    assert check.value.diag.constraint_name == "documents_post_required"
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as fk:
+        _insert(
+            con,
+            "documents",
+            dict(valid_rows()["documents"][0], id="d3", slug="s3", created_by_run="no-such-run"),
+        )
+    assert fk.value.diag.constraint_name == "documents_created_by_run_fkey"
+    with pytest.raises(psycopg.errors.UniqueViolation) as dup:
+        _insert(con, "documents", dict(valid_rows()["documents"][0], id="d4"))
+    assert dup.value.diag.constraint_name == "documents_doc_type_slug_key"
+
+
+def test_db_init_creates_the_schema_on_postgres(
+    postgres_url: str, pg_schema: tuple[Any, str]
+) -> None:
+    con, schema = pg_schema
+    separator = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}"
+    runner = CliRunner()
+    first = runner.invoke(app, ["db", "init", "--db", url, "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["created"] == list(CATALOG.names)
+    second = runner.invoke(app, ["db", "init", "--db", url, "--json"])
+    assert json.loads(second.stdout)["created"] == []
+    tables = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
+        )
+    }
+    assert tables == set(CATALOG.names)
