@@ -154,10 +154,44 @@ class Contract:
             elif reason == "series_contains_nulls" and column in self.table.column_names:
                 failure = self._null_failure(data, column, max_examples)
             else:
-                rule = f"{reason}({column})" if column and column != self.table.name else reason
-                failure = RuleFailure(rule, _first_line(error), None)
+                failure = self._shape_failure(error, reason, column, check_name)
             failures.setdefault(failure.rule, failure)
         return list(failures.values())
+
+    def _shape_failure(
+        self, error: SchemaError, reason: str, column: str | None, check_name: str | None
+    ) -> RuleFailure:
+        """Failures about the data's shape rather than its rows: no count, a plain sentence."""
+        name = self.table.name
+        quoted = _first_line(error).split("'")
+        if reason == "column_not_in_schema":
+            extra = quoted[1] if len(quoted) > 2 else column
+            return RuleFailure(
+                f"unknown_column({extra})",
+                f"{name} has no column {extra!r}; drop it from the data or declare it in the catalog",
+                None,
+            )
+        if reason == "column_not_in_dataframe":
+            missing = quoted[1] if len(quoted) > 2 else column
+            return RuleFailure(
+                f"missing_column({missing})",
+                f"the data has no column {missing!r}; every {name} column must be present "
+                "(use NULL for an absent value)",
+                None,
+            )
+        if reason == "wrong_dtype":
+            return RuleFailure(f"wrong_dtype({column})", _first_line(error), None)
+        if reason == "check_error" and check_name:
+            return RuleFailure(
+                check_name,
+                f"could not be checked: {_first_line(error).split(': ', 1)[-1]}",
+                None,
+            )
+        return RuleFailure(
+            reason if not column or column == name else f"{reason}({column})",
+            _first_line(error),
+            None,
+        )
 
     def _key_columns(self, extra: tuple[str, ...]) -> list[str]:
         return list(dict.fromkeys([*self.table.primary_key, *extra]))
