@@ -168,7 +168,8 @@ class Contract:
             extra = quoted[1] if len(quoted) > 2 else column
             return RuleFailure(
                 f"unknown_column({extra})",
-                f"{name} has no column {extra!r}; drop it from the data or declare it in the catalog",
+                f"{name} has no column {extra!r}; drop it from the data, or declare it in "
+                "the catalog",
                 None,
             )
         if reason == "column_not_in_dataframe":

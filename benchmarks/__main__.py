@@ -1,0 +1,95 @@
+"""``python -m benchmarks [--quick] [--rows N] [--repeats K] [--case NAME ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from benchmarks.cases import CASES
+from benchmarks.data import documents_arrow
+from benchmarks.harness import extra_lines, measure, report, results_table
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+FULL_ROWS, QUICK_ROWS = 1_000_000, 20_000
+FULL_REPEATS, QUICK_REPEATS = 5, 3
+
+# ibis 12 emits these on every query (see [tool.pytest.ini_options] filterwarnings).
+NOISY_WARNINGS = (
+    r"fetch_arrow_table\(\) is deprecated",
+    r"The 'future.infer_string' option is deprecated",
+)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time each case against its baseline in this process; print medians and "
+        "their ratio, and write benchmarks/results/latest.json.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, {QUICK_REPEATS} repeats"
+    )
+    parser.add_argument("--rows", type=int, help=f"rows per case (default {FULL_ROWS:,})")
+    parser.add_argument("--repeats", type=int, help=f"repetitions (default {FULL_REPEATS})")
+    parser.add_argument(
+        "--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.rows is not None and args.rows < 1:
+        parser.error("--rows must be at least 1")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for message in NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+    args = _parse(argv)
+    rows = args.rows or (QUICK_ROWS if args.quick else FULL_ROWS)
+    repeats = args.repeats or (QUICK_REPEATS if args.quick else FULL_REPEATS)
+    names = args.case or list(CASES)
+    log = Console(stderr=True)
+    # Wide enough that the table never wraps when stdout is a pipe or a file (rich assumes 80).
+    out = Console(width=None if sys.stdout.isatty() else 140)
+
+    started = time.perf_counter()
+    log.print(f"generating {rows:,} valid documents rows ...", highlight=False)
+    data = documents_arrow(rows)
+    generated = time.perf_counter() - started
+    results = []
+    for name in names:
+        log.print(
+            f"{name}: checking the valid-data path, then {repeats} repetitions", highlight=False
+        )
+        results.append(measure(CASES[name](data), repeats, log))
+    total = time.perf_counter() - started
+
+    title = f"{rows:,} rows, median of {repeats} (ratio = case / baseline; lower is cheaper)"
+    out.print(results_table(results, title))
+    for line in extra_lines(results):
+        out.print(line, highlight=False)
+    document = report(
+        results,
+        rows=rows,
+        repeats=repeats,
+        quick=args.quick,
+        extra={"generate_s": generated, "total_s": total},
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    log.print(f"wrote {args.output} ({total:.1f} s in all)", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
