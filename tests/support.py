@@ -9,9 +9,9 @@ from typing import Any
 import duckdb
 import ibis.expr.types as ir
 from ibis.backends.duckdb import Backend as DuckDBBackend
-from sqlglot import exp
 
-from egregora.ddl.render import catalog_statements, ident, table_ref
+from egregora.ddl.render import Dialect, catalog_statements
+from egregora.ddl.statements import insert_values
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog, Table
 
@@ -23,16 +23,9 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog = CATALOG) ->
         con.execute(statement)
 
 
-def insert_sql(table: str, columns: Iterable[str], placeholder: str = "?") -> str:
+def insert_sql(table: str, columns: Iterable[str], dialect: Dialect = "duckdb") -> str:
     """INSERT INTO "table" ("a", "b") VALUES (?, ?), identifiers quoted by sqlglot."""
-    names = list(columns)
-    statement = exp.insert(
-        exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in names])]),
-        table_ref(table),
-        columns=[ident(n) for n in names],
-    )
-    sql = statement.sql(dialect="duckdb")
-    return sql if placeholder == "?" else sql.replace("?", placeholder)
+    return insert_values(table, list(columns), dialect)
 
 
 def insert_rows(

@@ -18,8 +18,9 @@ ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "contracts": {"schema", "errors"},
     "ddl": {"schema"},
-    "storage": {"schema", "ddl", "contracts", "errors"},
-    "cli": {"schema", "ddl", "contracts", "storage", "errors", ""},
+    "migrations": {"schema", "ddl", "errors", ""},  # "" is the package root, for __version__
+    "storage": {"schema", "ddl", "migrations", "contracts", "errors"},
+    "cli": {"schema", "ddl", "migrations", "contracts", "storage", "errors", ""},
     "errors": {"contracts"},  # for a type annotation only
 }
 

@@ -14,9 +14,12 @@ import sqlglot
 from typer.testing import CliRunner
 
 from egregora.cli.app import app
+from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 
 runner = CliRunner()
+MIGRATION_IDS = [m.id for m in shipped_migrations()]
+HEAD = MIGRATION_IDS[-1]
 
 
 def test_python_dash_m_runs_the_application(tmp_path: Path) -> None:
@@ -28,7 +31,7 @@ def test_python_dash_m_runs_the_application(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["created"] == list(CATALOG.names)
+    assert json.loads(done.stdout) == {"from": None, "to": HEAD, "applied": MIGRATION_IDS}
     assert done.stderr == ""  # library warnings are not shown to users
 
 
@@ -36,8 +39,8 @@ def test_init_is_idempotent(db_path: Path) -> None:
     first = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
     second = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
     assert first.exit_code == second.exit_code == 0
-    assert json.loads(first.stdout)["created"] == list(CATALOG.names)
-    assert json.loads(second.stdout)["created"] == []
+    assert json.loads(first.stdout) == {"from": None, "to": HEAD, "applied": MIGRATION_IDS}
+    assert json.loads(second.stdout) == {"from": HEAD, "to": HEAD, "applied": []}
     assert "nothing to do" in runner.invoke(app, ["db", "init", "--db", str(db_path)]).stdout
 
 
@@ -74,7 +77,7 @@ def test_init_refuses_a_database_with_different_egregora_tables(db_path: Path) -
     result = runner.invoke(app, ["db", "init", "--db", str(db_path)])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert "egregora db verify" in result.stderr
+    assert "no migration ledger" in result.stderr
     with duckdb.connect(str(db_path)) as con:
         assert con.execute("SELECT * FROM documents").fetchall() == [("keep", "me")]
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.ddl.render import catalog_statements
+from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 from tests.samples import valid_rows
 from tests.support import insert_sql
@@ -40,7 +41,7 @@ def _create(con: psycopg.Connection[Any]) -> None:
 
 
 def _insert(con: psycopg.Connection[Any], table: str, row: dict[str, Any]) -> None:
-    con.execute(insert_sql(table, row.keys(), placeholder="%s"), list(row.values()))
+    con.execute(insert_sql(table, row.keys(), "postgres"), list(row.values()))
 
 
 def test_catalog_ddl_executes_with_every_named_constraint(pg_schema: tuple[Any, str]) -> None:
@@ -98,9 +99,10 @@ def test_db_init_creates_the_schema_on_postgres(
     runner = CliRunner()
     first = runner.invoke(app, ["db", "init", "--db", url, "--json"])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout)["created"] == list(CATALOG.names)
+    head = shipped_migrations()[-1].id
+    assert json.loads(first.stdout)["to"] == head
     second = runner.invoke(app, ["db", "init", "--db", url, "--json"])
-    assert json.loads(second.stdout)["created"] == []
+    assert json.loads(second.stdout) == {"from": head, "to": head, "applied": []}
     tables = {
         row[0]
         for row in con.execute(

@@ -13,8 +13,9 @@ from egregora.cli.app import app
 from egregora.ddl.diff import diff_duckdb, expected_schema
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog, Table, col
-from egregora.storage.setup import initialize, verify
+from egregora.storage.setup import migrate_database, verify
 from egregora.storage.url import DatabaseURL
+from tests.support import create_schema
 
 runner = CliRunner()
 
@@ -30,18 +31,17 @@ def _catalog_with(replacement: Table) -> Catalog:
 
 def tamper(path: Path) -> None:
     """A database built with a missing CHECK, then altered: an index dropped, a column added."""
-    initialize(
-        DatabaseURL.parse(str(path)),
-        _catalog_with(_without_rule(CATALOG["documents"], "documents_window_order")),
-    )
     with duckdb.connect(str(path)) as con:
+        create_schema(
+            con, _catalog_with(_without_rule(CATALOG["documents"], "documents_window_order"))
+        )
         con.execute('DROP INDEX "documents_filename_idx"')
         con.execute('ALTER TABLE "runs" ADD COLUMN "notes" VARCHAR')
 
 
 def test_a_fresh_database_verifies_clean(db_path: Path) -> None:
     url = DatabaseURL.parse(str(db_path))
-    assert initialize(url).created == CATALOG.names
+    assert migrate_database(url).to_id is not None
     assert verify(url) == []
 
 

@@ -52,3 +52,15 @@ class ContractViolation(EgregoraError):
     def __init__(self, report: ContractReport) -> None:
         super().__init__(str(report))
         self.report = report
+
+
+class MigrationError(EgregoraError):
+    """A migration could not be applied; it was rolled back and the database is as before."""
+
+
+class EditedMigrationError(MigrationError):
+    """An applied migration's file changed since it was applied."""
+
+
+class UnknownMigrationError(MigrationError):
+    """The database records a migration this version of egregora does not ship."""

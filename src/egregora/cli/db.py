@@ -10,9 +10,10 @@ import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.ddl.render import catalog_script
+from egregora.migrations.engine import MigrateResult
 from egregora.schema.catalog import CATALOG
 from egregora.schema.reference import catalog_json, markdown, mermaid
-from egregora.storage.setup import initialize, verify
+from egregora.storage.setup import database_status, migrate_database, verify
 from egregora.storage.url import DatabaseURL
 
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
@@ -30,20 +31,100 @@ class DialectName(StrEnum):
     postgres = "postgres"
 
 
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait", min=0, help="Retry for up to SECONDS while another process holds the database."
+    ),
+]
+
+
 @app.command()
-def init(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Create a database at the latest schema (a database already there is left unchanged)."""
+def init(db: DbOption = None, as_json: JsonOption = False, wait: WaitOption = 0.0) -> None:
+    """Create a database at the latest schema (migrate to head; an existing one is left as is)."""
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
-        result = initialize(url)
+        result = migrate_database(url, wait=wait)
+    _print_migration(str(url), result, as_json)
+
+
+@app.command("migrate")
+def migrate_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the SQL; change nothing.")
+    ] = False,
+    to: Annotated[str | None, typer.Option("--to", help="Stop after this migration id.")] = None,
+    allow_edited: Annotated[
+        bool,
+        typer.Option("--allow-edited", help="Migrate even though an applied migration changed."),
+    ] = False,
+    wait: WaitOption = 0.0,
+) -> None:
+    """Apply pending migrations in order, each in its own transaction with its ledger row."""
+    with reported_errors(as_json):
+        url = DatabaseURL.parse(db)
+        result = migrate_database(
+            url, target=to, dry_run=dry_run, allow_edited=allow_edited, wait=wait
+        )
+    _print_migration(str(url), result, as_json)
+
+
+def _print_migration(url: str, result: MigrateResult, as_json: bool) -> None:
     if as_json:
-        emit_json({"ok": True, "db": result.url, "created": list(result.created)})
-    elif result.changed:
-        console.print(f"Created {len(result.created)} tables in [bold]{result.url}[/bold].")
+        emit_json(result.to_dict())
+        return
+    if result.dry_run:
+        for statement in result.statements:
+            typer.echo(f"{statement};")
+        pending = ", ".join(result.applied) or "nothing"
+        console.print(f"-- dry run: would apply {pending}; nothing was changed", markup=False)
+    elif result.applied:
+        console.print(
+            f"Migrated {url} from {result.from_id or 'empty'} to {result.to_id}: "
+            f"applied {', '.join(result.applied)}.",
+            markup=False,
+        )
     else:
         console.print(
-            f"[bold]{result.url}[/bold] is already at the catalog's schema; nothing to do."
+            f"{url} is at {result.to_id}, the latest schema; nothing to do.", markup=False
         )
+
+
+@app.command("status")
+def status_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Current migration, applied and pending ones, schema fingerprint, and any drift."""
+    with reported_errors(as_json):
+        url = DatabaseURL.parse(db)
+        report = database_status(url)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        console.print(f"database:    {url}", markup=False)
+        console.print(f"current:     {report.current or 'none (empty database)'}", markup=False)
+        console.print(f"head:        {report.head}", markup=False)
+        console.print(
+            f"applied:     {', '.join(a.id for a in report.applied) or 'none'}", markup=False
+        )
+        console.print(f"pending:     {', '.join(report.pending) or 'none'}", markup=False)
+        console.print(
+            f"fingerprint: {report.fingerprint or 'unavailable on this backend'}", markup=False
+        )
+        for name in report.edited:
+            console.print(
+                f"drift: applied migration {name} was edited since it was applied", markup=False
+            )
+        for name in report.unknown:
+            console.print(
+                f"drift: applied migration {name} is unknown to this egregora", markup=False
+            )
+        for d in report.differences:
+            console.print(f"drift: {d.message}", markup=False)
+        if not report.drift:
+            console.print("drift:       none", markup=False)
+    if report.drift:
+        raise typer.Exit(1)
 
 
 @app.command("verify")

@@ -1,14 +1,15 @@
-"""Storage: opening databases, creating them at the catalog's schema, and checking them."""
+"""Storage: opening databases, migrating them to the catalog's schema, and checking them."""
 
 from egregora.storage.connection import connect_duckdb, connect_postgres
-from egregora.storage.setup import InitResult, initialize, verify
+from egregora.storage.setup import database_status, migrate_database, open_executor, verify
 from egregora.storage.url import DatabaseURL
 
 __all__ = [
     "DatabaseURL",
-    "InitResult",
     "connect_duckdb",
     "connect_postgres",
-    "initialize",
+    "database_status",
+    "migrate_database",
+    "open_executor",
     "verify",
 ]

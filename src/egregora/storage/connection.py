@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import duckdb
@@ -16,12 +17,13 @@ _LOCK_PID = re.compile(r"PID (\d+)")
 
 
 def connect_duckdb(
-    url: DatabaseURL, *, read_only: bool = False, create: bool = True
+    url: DatabaseURL, *, read_only: bool = False, create: bool = True, timeout: float = 0.0
 ) -> DuckDBBackend:
     """Open the DuckDB database at ``url`` through Ibis.
 
     A missing file is created (with its folder) only when ``create`` is true and the database
-    is opened for writing; otherwise the error says how to create it.
+    is opened for writing; otherwise the error says how to create it. While another process
+    holds the file, opening is retried until ``timeout`` seconds have passed.
     """
     if url.backend != "duckdb":
         raise DatabaseError(f"{url} is not a DuckDB database")
@@ -34,11 +36,17 @@ def connect_duckdb(
                 f"no database at {path}; create it with `egregora db init --db {path}`"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        backend: DuckDBBackend = ibis.duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        raise _explain_io_error(path, exc) from exc
-    return backend
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            backend: DuckDBBackend = ibis.duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            error = _explain_io_error(path, exc)
+            if isinstance(error, DatabaseLockedError) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise error from exc
+        return backend
 
 
 def _explain_io_error(path: Any, exc: duckdb.IOException) -> DatabaseError:
@@ -48,8 +56,8 @@ def _explain_io_error(path: Any, exc: duckdb.IOException) -> DatabaseError:
         pid = int(match.group(1)) if match else None
         holder = f"process {pid}" if pid is not None else "another process"
         return DatabaseLockedError(
-            f"{path} is locked by {holder}; wait for it to finish or stop it, then retry "
-            "(DuckDB allows one writing process per file)",
+            f"{path} is locked by {holder}; wait for it to finish or stop it, then retry, "
+            "or pass --wait SECONDS (DuckDB allows one writing process per file)",
             pid=pid,
         )
     return DatabaseError(f"cannot open {path}: {text}")

@@ -68,6 +68,13 @@ DOCUMENTS = Table(
             "media",
             ("filename", "media_type"),
         ),
+        RequiredWhen(
+            "documents_published_has_date",
+            "a published document has a date",
+            "status",
+            "published",
+            ("date",),
+        ),
         Ordered(
             "documents_window_order",
             "window_start is before window_end",

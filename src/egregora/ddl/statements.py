@@ -1,0 +1,93 @@
+"""Other SQL the data layer runs (ALTER, copy, insert, counts), built as sqlglot trees.
+
+Identifiers are quoted by sqlglot, values are bound parameters or literals rendered by sqlglot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+from egregora.ddl.render import Dialect, ident, table_ref
+from egregora.schema.rules import Rule
+
+
+def _columns(names: Sequence[str]) -> list[exp.Expr]:
+    return [exp.column(n, quoted=True) for n in names]
+
+
+def add_check(table: str, rule: Rule, dialect: Dialect) -> str:
+    """ALTER TABLE ... ADD CONSTRAINT <rule> CHECK (...) (PostgreSQL; DuckDB needs a rebuild)."""
+    constraint = exp.Constraint(
+        this=ident(rule.name), expressions=[exp.CheckColumnConstraint(this=rule.sql())]
+    )
+    tree = exp.Alter(
+        this=table_ref(table), kind="TABLE", actions=[exp.AddConstraint(expressions=[constraint])]
+    )
+    return tree.sql(dialect=dialect)
+
+
+def drop_table(table: str, dialect: Dialect) -> str:
+    return exp.Drop(this=table_ref(table), kind="TABLE").sql(dialect=dialect)
+
+
+def copy_into_temp(source: str, target: str, dialect: Dialect) -> str:
+    """CREATE TEMPORARY TABLE target AS SELECT * FROM source (rows only, no constraints)."""
+    select = exp.select(exp.Star()).from_(table_ref(source))
+    tree = exp.Create(
+        this=table_ref(target),
+        kind="TABLE",
+        expression=select,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+    return tree.sql(dialect=dialect)
+
+
+def insert_select(
+    target: str,
+    source: str,
+    columns: Sequence[str],
+    dialect: Dialect,
+    where: exp.Expr | None = None,
+) -> str:
+    """INSERT INTO target (columns) SELECT columns FROM source [WHERE ...]."""
+    select = exp.select(*_columns(columns)).from_(table_ref(source))
+    if where is not None:
+        select = select.where(where)
+    tree = exp.insert(select, table_ref(target), columns=[ident(c) for c in columns])
+    return tree.sql(dialect=dialect)
+
+
+def insert_values(table: str, columns: Sequence[str], dialect: Dialect) -> str:
+    """INSERT INTO table (columns) VALUES (<placeholders>), for bound parameters."""
+    values = exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in columns])])
+    tree = exp.insert(values, table_ref(table), columns=[ident(c) for c in columns])
+    return tree.sql(dialect=dialect)
+
+
+def count_rows(table: str, dialect: Dialect) -> str:
+    return exp.select(exp.Count(this=exp.Star())).from_(table_ref(table)).sql(dialect=dialect)
+
+
+def select_rows(
+    table: str,
+    columns: Sequence[str],
+    dialect: Dialect,
+    where: exp.Expr | None = None,
+    order_by: Sequence[str] = (),
+    limit: int | None = None,
+) -> str:
+    select = exp.select(*_columns(columns)).from_(table_ref(table))
+    if where is not None:
+        select = select.where(where)
+    if order_by:
+        select = select.order_by(*_columns(order_by))
+    if limit is not None:
+        select = select.limit(limit)
+    return select.sql(dialect=dialect)
+
+
+def breaking(rule: Rule) -> exp.Expr:
+    """A WHERE clause matching rows that break ``rule`` (FALSE, not unknown, as a CHECK sees it)."""
+    return exp.Not(this=exp.paren(exp.func("COALESCE", rule.sql(), exp.true())))

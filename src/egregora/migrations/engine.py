@@ -1,0 +1,282 @@
+"""Apply pending migrations in order, each in one transaction with its ledger row; report status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from egregora.ddl.diff import Difference, diff_schemas, expected_schema
+from egregora.ddl.fingerprint import fingerprint
+from egregora.ddl.introspect import introspect_duckdb
+from egregora.errors import (
+    DatabaseLockedError,
+    EditedMigrationError,
+    MigrationError,
+    UnknownMigrationError,
+)
+from egregora.migrations.context import MigrationContext
+from egregora.migrations.executor import DryRunExecutor, DuckDBExecutor, Executor
+from egregora.migrations.ledger import AppliedMigration, existing_tables, read_ledger, record
+from egregora.migrations.model import Migration
+from egregora.migrations.registry import catalog_at, shipped_migrations
+from egregora.schema.catalog import CATALOG
+from egregora.schema.model import Catalog
+
+# The pg_advisory_lock key of egregora migrations: an arbitrary constant no other code uses.
+_PG_LOCK_KEY = 0x2A6B5E0E1F3C7D49
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    from_id: str | None
+    to_id: str | None
+    applied: tuple[str, ...]
+    statements: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "from": self.from_id,
+            "to": self.to_id,
+            "applied": list(self.applied),
+        }
+        if self.dry_run:
+            out["dry_run"] = True
+            out["sql"] = list(self.statements)
+        return out
+
+
+@dataclass(frozen=True)
+class Status:
+    current: str | None
+    head: str | None
+    applied: tuple[AppliedMigration, ...]
+    pending: tuple[str, ...]
+    edited: tuple[str, ...]
+    unknown: tuple[str, ...]
+    fingerprint: str | None
+    differences: tuple[Difference, ...] = field(default=())
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.edited or self.unknown or self.differences)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "current": self.current,
+            "head": self.head,
+            "applied": [
+                {
+                    "id": a.id,
+                    "description": a.description,
+                    "checksum": a.checksum,
+                    "applied_at": a.applied_at.isoformat(),
+                    "duration_ms": a.duration_ms,
+                    "applied_by": {
+                        "host": a.applied_by_host,
+                        "pid": a.applied_by_pid,
+                        "egregora_version": a.egregora_version,
+                    },
+                }
+                for a in self.applied
+            ],
+            "pending": list(self.pending),
+            "fingerprint": self.fingerprint,
+            "drift": {
+                "edited_migrations": list(self.edited),
+                "unknown_migrations": list(self.unknown),
+                "schema_differences": [d.to_dict() for d in self.differences],
+            },
+            "ok": not self.drift,
+        }
+
+
+def _check_history(
+    applied: list[AppliedMigration], migrations: tuple[Migration, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Applied ids this code does not ship, and applied ids whose file changed since."""
+    known = {m.id: m for m in migrations}
+    unknown = tuple(a.id for a in applied if a.id not in known)
+    edited = tuple(a.id for a in applied if a.id in known and known[a.id].checksum != a.checksum)
+    return unknown, edited
+
+
+def _refuse_bad_history(
+    applied: list[AppliedMigration], migrations: tuple[Migration, ...], allow_edited: bool
+) -> None:
+    unknown, edited = _check_history(applied, migrations)
+    if unknown:
+        raise UnknownMigrationError(
+            f"the database has applied migration(s) {', '.join(unknown)}, which this egregora "
+            "does not ship; upgrade egregora to a version that has them"
+        )
+    if edited and not allow_edited:
+        names = ", ".join(
+            f"{m.id} ({m.path.name if m.path else m.description})"
+            for m in migrations
+            if m.id in edited
+        )
+        raise EditedMigrationError(
+            f"applied migration(s) {names} changed since they were applied; restore the "
+            "original file(s), or pass --allow-edited if the change is deliberate and harmless"
+        )
+
+
+def _pending(
+    applied: list[AppliedMigration], migrations: tuple[Migration, ...], target: str | None
+) -> list[Migration]:
+    current = applied[-1].id if applied else None
+    ids = [m.id for m in migrations]
+    if target is not None:
+        if target not in ids:
+            raise MigrationError(f"no migration {target!r}; known: {', '.join(ids)}")
+        if current is not None and target < current:
+            raise MigrationError(
+                f"the database is at {current}, past {target}; downgrades are not supported"
+            )
+    return [
+        m
+        for m in migrations
+        if (current is None or m.id > current) and (target is None or m.id <= target)
+    ]
+
+
+@contextmanager
+def migration_lock(executor: Executor, wait: float = 0.0) -> Iterator[None]:
+    """Keep two runners from migrating one database at once.
+
+    DuckDB needs nothing here: a second process cannot open a file another one writes. On
+    PostgreSQL a session-level advisory lock is taken; the server drops it if the process dies,
+    so a crash never leaves a stale lock behind.
+    """
+    if executor.dialect != "postgres" or executor.dry_run:
+        yield
+        return
+    deadline = time.monotonic() + wait
+    while not executor.query("SELECT pg_try_advisory_lock(%s)", [_PG_LOCK_KEY])[0][0]:
+        if time.monotonic() >= deadline:
+            holders = executor.query(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND ((classid::bigint << 32) | objid::bigint) = %s",
+                [_PG_LOCK_KEY],
+            )
+            executor.commit()
+            holder = f"backend process {holders[0][0]}" if holders else "another session"
+            raise DatabaseLockedError(
+                f"another egregora migrate holds the migration lock ({holder}); wait for it "
+                "to finish and retry, or pass --wait SECONDS",
+                pid=holders[0][0] if holders else None,
+            )
+        time.sleep(0.1)
+    executor.commit()
+    try:
+        yield
+    finally:
+        executor.rollback()
+        executor.query("SELECT pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
+        executor.commit()
+
+
+def migrate(
+    executor: Executor,
+    *,
+    target: str | None = None,
+    allow_edited: bool = False,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    migrations: tuple[Migration, ...] | None = None,
+    head: Catalog = CATALOG,
+) -> MigrateResult:
+    """Apply every pending migration up to ``target`` (default: the last one)."""
+    chain = shipped_migrations() if migrations is None else migrations
+    with migration_lock(executor, wait):
+        applied = read_ledger(executor)
+        _refuse_bad_history(applied, chain, allow_edited)
+        current = applied[-1].id if applied else None
+        if current is None:
+            stray = existing_tables(executor) & set(head.names)
+            if stray:
+                raise MigrationError(
+                    f"the database holds egregora tables ({', '.join(sorted(stray))}) but no "
+                    "migration ledger; it was not created by `egregora db migrate`. Migrate a "
+                    "new database and copy the data over"
+                )
+        pending = _pending(applied, chain, target)
+        runner: Executor = DryRunExecutor(executor) if dry_run else executor
+        previous = current
+        for migration in pending:
+            _apply(runner, migration, previous, chain, head)
+            previous = migration.id
+        statements = tuple(runner.statements) if isinstance(runner, DryRunExecutor) else ()
+    return MigrateResult(
+        from_id=current,
+        to_id=previous,
+        applied=tuple(m.id for m in pending),
+        statements=statements,
+        dry_run=dry_run,
+    )
+
+
+def _apply(
+    executor: Executor,
+    migration: Migration,
+    previous: str | None,
+    chain: tuple[Migration, ...],
+    head: Catalog,
+) -> None:
+    ctx = MigrationContext(
+        executor=executor,
+        migration_id=migration.id,
+        before=catalog_at(previous, chain, head),
+        after=catalog_at(migration.id, chain, head),
+    )
+    started = time.perf_counter()
+    executor.begin()
+    try:
+        for operation in migration.operations:
+            operation.apply(ctx)
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        record(executor, migration.id, migration.description, migration.checksum, duration_ms)
+        executor.commit()
+    except BaseException as exc:
+        executor.rollback()
+        if isinstance(exc, MigrationError):
+            raise
+        if not isinstance(exc, Exception):
+            raise
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        raise MigrationError(
+            f"migration {migration.id} ({migration.description}) failed and was rolled back, "
+            f"leaving the database as it was: {type(exc).__name__}: {cause}"
+        ) from exc
+
+
+def status(
+    executor: Executor,
+    *,
+    migrations: tuple[Migration, ...] | None = None,
+    head: Catalog = CATALOG,
+) -> Status:
+    """Where the database stands, and every way it drifted from what the code expects."""
+    chain = shipped_migrations() if migrations is None else migrations
+    applied = read_ledger(executor)
+    unknown, edited = _check_history(applied, chain)
+    current = applied[-1].id if applied else None
+    pending = tuple(m.id for m in chain if current is None or m.id > current)
+    live = introspect_duckdb(executor.con) if isinstance(executor, DuckDBExecutor) else None
+    differences: tuple[Difference, ...] = ()
+    if live is not None and not unknown:
+        expected = expected_schema(catalog_at(current, chain, head))
+        differences = tuple(diff_schemas(expected, live))
+    return Status(
+        current=current,
+        head=chain[-1].id if chain else None,
+        applied=tuple(applied),
+        pending=pending,
+        edited=edited,
+        unknown=unknown,
+        fingerprint=fingerprint(live) if live is not None else None,
+        differences=differences,
+    )

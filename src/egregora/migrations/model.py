@@ -1,0 +1,94 @@
+"""A migration: an ordered id, a description, and operations that move the schema forward.
+
+Operations are declarative so that the schema at any migration id can be derived from the one
+catalog (head) by reverting later operations: no table is ever written out twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from egregora.schema.model import Catalog, Table
+
+if TYPE_CHECKING:
+    from egregora.migrations.context import MigrationContext
+
+
+class Operation:
+    """One schema change. ``revert`` maps the catalog after it to the catalog before it."""
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        raise NotImplementedError
+
+    def apply(self, ctx: MigrationContext) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def replace_table(catalog: Catalog, table: Table) -> Catalog:
+    return Catalog(tuple(table if t.name == table.name else t for t in catalog))
+
+
+@dataclass(frozen=True)
+class CreateCatalog(Operation):
+    """Create every table of the schema as it stands at this migration (the first migration)."""
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        return Catalog(())
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.create_tables(tuple(t.name for t in ctx.after))
+
+    def describe(self) -> str:
+        return "create every table"
+
+
+@dataclass(frozen=True)
+class AddRule(Operation):
+    """Add a declared CHECK rule to an existing table; existing rows must already satisfy it."""
+
+    table: str
+    rule: str
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        kept = tuple(r for r in table.checks if r.name != self.rule)
+        if len(kept) == len(table.checks):
+            raise ValueError(f"{self.table} declares no rule {self.rule!r} in its checks")
+        return replace_table(catalog, dataclasses.replace(table, checks=kept))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        rule = next(r for r in ctx.after[self.table].checks if r.name == self.rule)
+        ctx.require_rows_satisfy(self.table, rule)
+        ctx.add_check(self.table, rule)
+
+    def describe(self) -> str:
+        return f"add rule {self.rule} to {self.table}"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A migration module: ``ID``, ``DESCRIPTION`` and ``OPERATIONS``."""
+
+    id: str
+    description: str
+    operations: tuple[Operation, ...]
+    source: bytes = field(repr=False, default=b"")
+    path: Path | None = None
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the module's text; line endings and a byte-order mark do not count."""
+        text = self.source.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+        return hashlib.sha256(text).hexdigest()
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        for operation in reversed(self.operations):
+            catalog = operation.revert(catalog)
+        return catalog

@@ -1,0 +1,1 @@
+"""Migration modules, one per schema version: ``NNNN_name.py`` with ID, DESCRIPTION, OPERATIONS."""
