@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.harness import Benchmark, timed
+from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from egregora.contracts.contract import contract_for
 from egregora.ddl.render import catalog_statements, ident, sql_type, table_ref
@@ -189,4 +190,6 @@ class InsertDocumentsConstrained(Benchmark):
 CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     ContractDocuments.name: ContractDocuments,
     InsertDocumentsConstrained.name: InsertDocumentsConstrained,
+    MigrateNoop.name: MigrateNoop,
+    MigrateFromEmpty.name: MigrateFromEmpty,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 from egregora.schema.reference import markdown
 
@@ -39,3 +40,10 @@ def test_every_index_is_justified_in_the_evolution_plan() -> None:
     for table in CATALOG:
         for key in table.uniques:
             assert f"`{key.name}`" in plan
+
+
+def test_every_migration_is_in_the_history() -> None:
+    plan = (DOCS / "schema-evolution-plan.md").read_text(encoding="utf-8")
+    history = plan.split("## History", 1)[1]
+    for migration in shipped_migrations():
+        assert f"Migration {migration.id}" in history, migration.id

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +17,11 @@ from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.ddl.render import catalog_statements
+from egregora.errors import DatabaseLockedError, MigrationError
 from egregora.migrations import shipped_migrations
+from egregora.migrations.engine import PG_LOCK_KEY
 from egregora.schema.catalog import CATALOG
+from egregora.storage import DatabaseURL, database_status, migrate_database
 from tests.samples import valid_rows
 from tests.support import insert_sql
 
@@ -110,3 +115,56 @@ def test_db_init_creates_the_schema_on_postgres(
         )
     }
     assert tables == set(CATALOG.names)
+
+
+def _schema_url(postgres_url: str, schema: str) -> str:
+    separator = "&" if "?" in postgres_url else "?"
+    return f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def test_migrations_on_postgres_add_the_new_rule_with_alter_table(
+    postgres_url: str, pg_schema: tuple[Any, str]
+) -> None:
+    con, schema = pg_schema
+    url = DatabaseURL.parse(_schema_url(postgres_url, schema))
+    assert migrate_database(url, target="0001").to_id == "0001"
+    for table in CATALOG:
+        if table.name != "schema_migrations":
+            for row in valid_rows()[table.name]:
+                _insert(con, table.name, row)
+    undated = dict(valid_rows()["documents"][0], id="undated", slug="undated", date=None)
+    _insert(con, "documents", undated)
+    with pytest.raises(MigrationError, match="id='undated'"):
+        migrate_database(url)
+    assert database_status(url).current == "0001"
+    con.execute("DELETE FROM documents WHERE id = 'undated'")
+    result = migrate_database(url)
+    assert result.applied == ("0002",)
+    report = database_status(url)
+    assert (report.current, report.pending, report.fingerprint) == ("0002", (), None)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _insert(con, "documents", undated)
+
+
+def test_a_held_migration_lock_is_reported_then_waited_for(
+    postgres_url: str, pg_schema: tuple[Any, str]
+) -> None:
+    _, schema = pg_schema
+    url = DatabaseURL.parse(_schema_url(postgres_url, schema))
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [PG_LOCK_KEY])
+        holder_pid = holder.execute("SELECT pg_backend_pid()").fetchone()
+        assert holder_pid is not None
+        with pytest.raises(DatabaseLockedError, match=f"backend process {holder_pid[0]}"):
+            migrate_database(url)
+        release = threading.Timer(
+            1.0, lambda: holder.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
+        )
+        release.start()
+        try:
+            started = time.monotonic()
+            result = migrate_database(url, wait=20)
+        finally:
+            release.join()
+    assert time.monotonic() - started >= 0.5
+    assert result.to_id == shipped_migrations()[-1].id

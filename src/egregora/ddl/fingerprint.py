@@ -1,4 +1,4 @@
-"""A stable hash of a live schema, whatever order its tables, constraints and indexes were made in."""
+"""A stable hash of a live schema, whatever order its tables and indexes were made in."""
 
 from __future__ import annotations
 

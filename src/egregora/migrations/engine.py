@@ -25,7 +25,7 @@ from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 
 # The pg_advisory_lock key of egregora migrations: an arbitrary constant no other code uses.
-_PG_LOCK_KEY = 0x2A6B5E0E1F3C7D49
+PG_LOCK_KEY = 0x2A6B5E0E1F3C7D49
 
 
 @dataclass(frozen=True)
@@ -155,12 +155,12 @@ def migration_lock(executor: Executor, wait: float = 0.0) -> Iterator[None]:
         yield
         return
     deadline = time.monotonic() + wait
-    while not executor.query("SELECT pg_try_advisory_lock(%s)", [_PG_LOCK_KEY])[0][0]:
+    while not executor.query("SELECT pg_try_advisory_lock(%s)", [PG_LOCK_KEY])[0][0]:
         if time.monotonic() >= deadline:
             holders = executor.query(
                 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
                 "AND ((classid::bigint << 32) | objid::bigint) = %s",
-                [_PG_LOCK_KEY],
+                [PG_LOCK_KEY],
             )
             executor.commit()
             holder = f"backend process {holders[0][0]}" if holders else "another session"
@@ -175,7 +175,7 @@ def migration_lock(executor: Executor, wait: float = 0.0) -> Iterator[None]:
         yield
     finally:
         executor.rollback()
-        executor.query("SELECT pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
+        executor.query("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
         executor.commit()
 
 

@@ -1,0 +1,352 @@
+"""Migrations: idempotent, all-or-nothing, aware of edited history, and faithful to the catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from egregora import __version__
+from egregora.cli.app import app
+from egregora.ddl import statements as sql
+from egregora.ddl.fingerprint import fingerprint
+from egregora.ddl.introspect import introspect_duckdb
+from egregora.ddl.render import table_statements
+from egregora.errors import EditedMigrationError, MigrationError, UnknownMigrationError
+from egregora.migrations import (
+    AddRule,
+    DuckDBExecutor,
+    Migration,
+    Operation,
+    catalog_at,
+    migrate,
+    shipped_migrations,
+    status,
+)
+from egregora.migrations.context import MigrationContext
+from egregora.schema.catalog import CATALOG
+from egregora.storage import DatabaseURL, migrate_database, verify
+from tests.samples import valid_rows
+from tests.support import insert_rows
+
+runner = CliRunner()
+CHAIN = shipped_migrations()
+HEAD = CHAIN[-1].id
+
+
+def data_tables() -> list[str]:
+    return [t.name for t in CATALOG if t.name != "schema_migrations"]
+
+
+def fill(con: duckdb.DuckDBPyConnection) -> None:
+    for name in data_tables():
+        insert_rows(con, name, valid_rows()[name])
+
+
+def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every data row of every table, in primary-key order."""
+    out = {}
+    for name in data_tables():
+        table = CATALOG[name]
+        query = sql.select_rows(name, table.column_names, "duckdb", order_by=table.primary_key)
+        out[name] = con.execute(query).fetchall()
+    return out
+
+
+def head_fingerprint() -> str:
+    with duckdb.connect() as con:
+        migrate(DuckDBExecutor(con))
+        return fingerprint(introspect_duckdb(con))
+
+
+def test_migrations_are_numbered_and_checksummed() -> None:
+    assert [m.id for m in CHAIN] == [f"{i:04d}" for i in range(1, len(CHAIN) + 1)]
+    assert all(len(m.checksum) == 64 for m in CHAIN)
+    assert catalog_at(HEAD) == CATALOG
+    assert len(catalog_at(None)) == 0
+
+
+def test_migrating_twice_changes_nothing(db_path: Path) -> None:
+    url = DatabaseURL.parse(str(db_path))
+    first = migrate_database(url)
+    assert (first.from_id, first.to_id, first.applied) == (None, HEAD, tuple(m.id for m in CHAIN))
+    with duckdb.connect(str(db_path)) as con:
+        fill(con)
+        before = (fingerprint(introspect_duckdb(con)), snapshot(con))
+        ledger = con.execute("SELECT * FROM schema_migrations ORDER BY id").fetchall()
+    second = migrate_database(url)
+    assert (second.from_id, second.to_id, second.applied) == (HEAD, HEAD, ())
+    with duckdb.connect(str(db_path)) as con:
+        assert (fingerprint(introspect_duckdb(con)), snapshot(con)) == before
+        assert con.execute("SELECT * FROM schema_migrations ORDER BY id").fetchall() == ledger
+    assert before[0] == head_fingerprint()
+
+
+@pytest.mark.parametrize("start", [m.id for m in CHAIN[:-1]])
+def test_each_earlier_version_with_data_upgrades_to_head(db_path: Path, start: str) -> None:
+    url = DatabaseURL.parse(str(db_path))
+    assert migrate_database(url, target=start).to_id == start
+    with duckdb.connect(str(db_path)) as con:
+        fill(con)
+        rows = snapshot(con)
+    result = migrate_database(url)
+    assert result.from_id == start and result.to_id == HEAD
+    with duckdb.connect(str(db_path)) as con:
+        assert fingerprint(introspect_duckdb(con)) == head_fingerprint()
+        assert snapshot(con) == rows
+    assert verify(url) == []
+
+
+def test_a_rebuilt_table_keeps_its_keys_references_and_indexes(db_path: Path) -> None:
+    url = DatabaseURL.parse(str(db_path))
+    migrate_database(url, target="0001")
+    with duckdb.connect(str(db_path)) as con:
+        fill(con)
+    migrate_database(url)
+    with duckdb.connect(str(db_path)) as con:
+        indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+        assert {"documents_subject_uuid_idx", "documents_filename_idx"} <= indexes
+        row = {
+            "annotation_id": "an-x",
+            "document_id": "no-such-doc",
+            "author": "a",
+            "content": "c",
+            "created_at": valid_rows()["annotations"][0]["created_at"],
+        }
+        with pytest.raises(duckdb.ConstraintException, match="foreign key"):
+            insert_rows(con, "annotations", [row])
+        with pytest.raises(duckdb.ConstraintException, match=r"PRIMARY KEY|primary key"):
+            insert_rows(con, "documents", [valid_rows()["documents"][1]])
+        published_without_date = dict(valid_rows()["documents"][0], id="d2", slug="d2", date=None)
+        with pytest.raises(duckdb.ConstraintException, match="CHECK"):
+            insert_rows(con, "documents", [published_without_date])
+
+
+def test_rebuild_of_a_self_referencing_parent_keeps_every_family_row() -> None:
+    with duckdb.connect() as con:
+        executor = DuckDBExecutor(con)
+        migrate(executor)
+        fill(con)
+        extra = [
+            {
+                "run_id": f"chain-{i}",
+                "parent_run_id": f"chain-{i - 1}" if i else "run-1",
+                "stage": "s",
+                "status": "succeeded",
+                "started_at": valid_rows()["runs"][0]["started_at"],
+            }
+            for i in range(6)
+        ]
+        insert_rows(con, "runs", extra)
+        before = snapshot(con)
+        ctx = MigrationContext(executor, "test", CATALOG, CATALOG)
+        executor.begin()
+        ctx.rebuild("runs")
+        executor.commit()
+        assert snapshot(con) == before
+        assert fingerprint(introspect_duckdb(con)) == head_fingerprint()
+
+
+@dataclass(frozen=True)
+class Explode(Operation):
+    """Creates a table, then fails: the half-done work must vanish with the rollback."""
+
+    def revert(self, catalog: Any) -> Any:
+        return catalog
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.executor.execute('CREATE TABLE "half_done" ("x" INTEGER)')
+        ctx.executor.execute('INSERT INTO "documents" ("id") VALUES (NULL)')
+
+    def describe(self) -> str:
+        return "explode"
+
+
+def test_a_migration_failing_half_way_leaves_no_trace(db_path: Path) -> None:
+    broken = Migration(
+        id="0099", description="explodes half way", operations=(Explode(),), source=b"boom"
+    )
+    with duckdb.connect(str(db_path)) as con:
+        executor = DuckDBExecutor(con)
+        migrate(executor)
+        fill(con)
+        before = (fingerprint(introspect_duckdb(con)), snapshot(con))
+        ledger = con.execute("SELECT id FROM schema_migrations").fetchall()
+        with pytest.raises(
+            MigrationError,
+            match=r"migration 0099 \(explodes half way\) failed "
+            r"and was rolled back.*ConstraintException",
+        ):
+            migrate(executor, migrations=(*CHAIN, broken))
+        assert (fingerprint(introspect_duckdb(con)), snapshot(con)) == before
+        assert con.execute("SELECT id FROM schema_migrations").fetchall() == ledger
+        assert migrate(executor).applied == ()
+
+
+def test_the_new_rule_refuses_rows_that_break_it_and_names_them(db_path: Path) -> None:
+    url = DatabaseURL.parse(str(db_path))
+    migrate_database(url, target="0001")
+    with duckdb.connect(str(db_path)) as con:
+        fill(con)
+        undated = dict(valid_rows()["documents"][0], id="doc-undated", slug="undated", date=None)
+        insert_rows(con, "documents", [undated])
+        before = (fingerprint(introspect_duckdb(con)), snapshot(con))
+    result = runner.invoke(app, ["db", "migrate", "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert "documents_published_has_date" in result.stderr
+    assert "id='doc-undated'" in result.stderr
+    assert result.stderr.count("\n") == 1
+    with duckdb.connect(str(db_path)) as con:
+        assert (fingerprint(introspect_duckdb(con)), snapshot(con)) == before
+    assert (
+        json.loads(runner.invoke(app, ["db", "status", "--db", str(db_path), "--json"]).stdout)[
+            "current"
+        ]
+        == "0001"
+    )
+
+
+def _edited(migration: Migration) -> Migration:
+    return Migration(
+        migration.id,
+        migration.description,
+        migration.operations,
+        migration.source + b"\n# edited\n",
+        migration.path,
+    )
+
+
+def test_an_edited_applied_migration_stops_migrate_unless_allowed() -> None:
+    with duckdb.connect() as con:
+        executor = DuckDBExecutor(con)
+        migrate(executor, target="0001")
+        chain = (_edited(CHAIN[0]), *CHAIN[1:])
+        with pytest.raises(EditedMigrationError, match=r"0001_initial\.py"):
+            migrate(executor, migrations=chain)
+        assert status(executor).current == "0001"
+        assert status(executor, migrations=chain).edited == ("0001",)
+        assert migrate(executor, migrations=chain, allow_edited=True).to_id == HEAD
+
+
+def test_line_endings_do_not_change_a_checksum() -> None:
+    original = CHAIN[0]
+    crlf = Migration(
+        original.id,
+        original.description,
+        original.operations,
+        original.source.replace(b"\n", b"\r\n"),
+        original.path,
+    )
+    assert crlf.checksum == original.checksum
+
+
+def test_status_reports_an_edited_migration_and_a_dropped_index(db_path: Path) -> None:
+    assert runner.invoke(app, ["db", "migrate", "--db", str(db_path)]).exit_code == 0
+    clean = runner.invoke(app, ["db", "status", "--db", str(db_path), "--json"])
+    assert clean.exit_code == 0
+    payload = json.loads(clean.stdout)
+    assert payload["ok"] is True and payload["pending"] == [] and payload["current"] == HEAD
+    assert payload["fingerprint"] == head_fingerprint()
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE id = '0001'")
+        con.execute('DROP INDEX "documents_filename_idx"')
+    drifted = runner.invoke(app, ["db", "status", "--db", str(db_path), "--json"])
+    assert drifted.exit_code == 1
+    drift = json.loads(drifted.stdout)["drift"]
+    assert drift["edited_migrations"] == ["0001"]
+    assert [(d["kind"], d["name"]) for d in drift["schema_differences"]] == [
+        ("missing_index", "documents_filename_idx")
+    ]
+    human = runner.invoke(app, ["db", "status", "--db", str(db_path)])
+    assert "0001 was edited" in human.stdout and "documents_filename_idx" in human.stdout
+    refused = runner.invoke(app, ["db", "migrate", "--db", str(db_path)])
+    assert refused.exit_code == 1 and "--allow-edited" in refused.stderr
+
+
+def test_a_ledger_from_a_newer_egregora_is_refused() -> None:
+    with duckdb.connect() as con:
+        executor = DuckDBExecutor(con)
+        migrate(executor)
+        with pytest.raises(UnknownMigrationError, match="upgrade egregora"):
+            migrate(executor, migrations=CHAIN[:1])
+
+
+def test_ledger_rows_record_who_applied_what_and_when(db_path: Path) -> None:
+    migrate_database(DatabaseURL.parse(str(db_path)))
+    with duckdb.connect(str(db_path)) as con:
+        rows = con.execute(
+            "SELECT id, description, checksum, duration_ms, applied_by_host, applied_by_pid, "
+            "egregora_version FROM schema_migrations ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in rows] == [m.id for m in CHAIN]
+    for row, migration in zip(rows, CHAIN, strict=True):
+        assert row[1] == migration.description and row[2] == migration.checksum
+        assert row[3] >= 0
+        assert row[4:] == (socket.gethostname(), os.getpid(), __version__)
+
+
+def test_dry_run_prints_sql_and_changes_nothing(tmp_path: Path, db_path: Path) -> None:
+    missing = tmp_path / "never.duckdb"
+    result = runner.invoke(app, ["db", "migrate", "--db", str(missing), "--dry-run"])
+    assert result.exit_code == 0
+    assert 'CREATE TABLE "documents"' in result.stdout and "would apply 0001, 0002" in result.stdout
+    assert not missing.exists()
+    migrate_database(DatabaseURL.parse(str(db_path)), target="0001")
+    with duckdb.connect(str(db_path)) as con:
+        before = fingerprint(introspect_duckdb(con))
+    planned = runner.invoke(app, ["db", "migrate", "--db", str(db_path), "--dry-run", "--json"])
+    payload = json.loads(planned.stdout)
+    assert payload["applied"] == ["0002"] and payload["dry_run"] is True
+    assert any('DROP TABLE "annotations"' in s for s in payload["sql"])
+    with duckdb.connect(str(db_path)) as con:
+        assert fingerprint(introspect_duckdb(con)) == before
+
+
+def test_targets_and_downgrades(db_path: Path) -> None:
+    url = ["--db", str(db_path)]
+    assert runner.invoke(app, ["db", "migrate", *url, "--to", "0001"]).exit_code == 0
+    unknown = runner.invoke(app, ["db", "migrate", *url, "--to", "0042"])
+    assert unknown.exit_code == 1 and "no migration '0042'" in unknown.stderr
+    assert runner.invoke(app, ["db", "migrate", *url]).exit_code == 0
+    down = runner.invoke(app, ["db", "migrate", *url, "--to", "0001"])
+    assert down.exit_code == 1 and "downgrades are not supported" in down.stderr
+
+
+def test_fingerprint_ignores_creation_order_but_not_content() -> None:
+    def build(order: Callable[[list[str]], list[str]]) -> str:
+        with duckdb.connect() as con:
+            for table in CATALOG:
+                statements = table_statements(table, "duckdb")
+                con.execute(statements[0])
+                for statement in order(statements[1:]):
+                    con.execute(statement)
+            return fingerprint(introspect_duckdb(con))
+
+    forward = build(lambda s: s)
+    assert forward == build(lambda s: list(reversed(s)))
+    assert forward == head_fingerprint()
+    with duckdb.connect() as con:
+        migrate(DuckDBExecutor(con))
+        con.execute('DROP INDEX "documents_filename_idx"')
+        assert fingerprint(introspect_duckdb(con)) != forward
+
+
+def test_add_rule_names_a_rule_the_catalog_declares() -> None:
+    with pytest.raises(ValueError, match="declares no rule"):
+        AddRule("documents", "no_such_rule").revert(CATALOG)
+
+
+def test_copying_a_database_file_copies_its_history(tmp_path: Path, db_path: Path) -> None:
+    migrate_database(DatabaseURL.parse(str(db_path)), target="0001")
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db_path, copy)
+    assert migrate_database(DatabaseURL.parse(str(copy))).applied == ("0002",)
