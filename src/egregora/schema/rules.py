@@ -64,6 +64,20 @@ def _all(values: Sequence[ir.BooleanValue]) -> ir.BooleanValue:
     return result
 
 
+def _and3(values: Sequence[bool | None]) -> bool | None:
+    """SQL AND over TRUE, FALSE and NULL (None)."""
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
+def _or3(values: Sequence[bool | None]) -> bool | None:
+    """SQL OR over TRUE, FALSE and NULL (None)."""
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
 @dataclass(frozen=True)
 class Rule:
     """A named row rule; subclasses say what must hold."""
@@ -220,11 +234,14 @@ class NullExactlyWhen(Rule):
         return result
 
     def holds(self, row: dict[str, Any]) -> bool:
+        # Three-valued, like the SQL: with ``column`` NULL the comparison is unknown, so the
+        # row passes only when the null/set tests alone cannot make both branches FALSE.
         value = row.get(self.column)
-        if value is None:
-            return True  # the whole expression is unknown
-        expect_null = value == self.equals
-        return all((row.get(c) is None) == expect_null for c in self.nulls)
+        equal = None if value is None else value == self.equals
+        nulls = [row.get(c) is None for c in self.nulls]
+        when = _and3([equal, *nulls])
+        otherwise = _and3([None if equal is None else not equal, *[not n for n in nulls]])
+        return _or3([when, otherwise]) is not False
 
 
 @dataclass(frozen=True)
