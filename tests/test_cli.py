@@ -179,3 +179,18 @@ def test_console_script_is_installed() -> None:
     )
     assert done.returncode == 0
     assert "db" in done.stdout
+
+
+def test_a_draft_left_by_a_dead_creator_is_cleared(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    draft = tmp_path / f".new.duckdb.creating-{dead.stdout.strip()}"
+    draft.write_bytes(b"")
+    assert runner.invoke(app, ["db", "init", "--db", str(db)]).exit_code == 0
+    assert not draft.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.duckdb"]

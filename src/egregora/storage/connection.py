@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -14,6 +17,7 @@ from egregora.errors import DatabaseError, DatabaseLockedError, DatabaseNotFound
 from egregora.storage.url import DatabaseURL
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+_DRAFT = ".creating-"
 
 
 def connect_duckdb(
@@ -35,7 +39,7 @@ def connect_duckdb(
             raise DatabaseNotFoundError(
                 f"no database at {path}; create it with `egregora db init --db {path}`"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_duckdb_file(path)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -47,6 +51,44 @@ def connect_duckdb(
                 continue
             raise error from exc
         return backend
+
+
+def _create_duckdb_file(path: Path) -> None:
+    """Make an empty DuckDB database at ``path`` in one step.
+
+    DuckDB creates a file, then writes its header: a process killed in between, or a second
+    process opening the file then, would find a file DuckDB refuses ("not a valid DuckDB
+    database file"). So the database is made under a private name and linked into place, which
+    is atomic and never replaces a file another process created first.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_drafts(path)
+    draft = path.with_name(f".{path.name}{_DRAFT}{os.getpid()}")
+    try:
+        duckdb.connect(str(draft)).close()
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+        draft.with_name(draft.name + ".wal").unlink(missing_ok=True)
+
+
+def _remove_abandoned_drafts(path: Path) -> None:
+    """Drafts left by a creating process that died (ours only: never a user's database)."""
+    for draft in path.parent.glob(f".{path.name}{_DRAFT}*"):
+        pid = draft.name.rsplit(_DRAFT, 1)[1].removesuffix(".wal")
+        if pid.isdigit() and not _alive(int(pid)):
+            draft.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _explain_io_error(path: Any, exc: duckdb.IOException) -> DatabaseError:
