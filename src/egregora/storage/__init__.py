@@ -1,11 +1,15 @@
 """Storage: opening databases, migrating them to the catalog's schema, and checking them."""
 
 from egregora.storage.connection import connect_duckdb, connect_postgres
+from egregora.storage.documents import Documents
 from egregora.storage.setup import database_status, migrate_database, open_executor, verify
+from egregora.storage.store import Storage
 from egregora.storage.url import DatabaseURL
 
 __all__ = [
     "DatabaseURL",
+    "Documents",
+    "Storage",
     "connect_duckdb",
     "connect_postgres",
     "database_status",
