@@ -106,3 +106,32 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     done = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+_DELETING_METHODS = {"unlink", "rmdir", "rmtree"}  # Path methods and shutil
+_DELETING_OS = {"remove", "rename", "replace", "truncate", "unlink", "rmdir"}
+# The only functions that may delete files: they remove egregora's own creation drafts.
+_MAY_DELETE = {
+    ("storage/connection.py", "_create_duckdb_file"),
+    ("storage/connection.py", "_remove_abandoned_drafts"),
+}
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_code_path_deletes_or_replaces_a_file(path: Path) -> None:
+    relative = str(path.relative_to(PACKAGE))
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+            if node.func.attr in _DELETING_METHODS or (
+                owner in {"os", "shutil"} and node.func.attr in _DELETING_OS
+            ):
+                assert (relative, function.name) in _MAY_DELETE, (
+                    f"{relative}:{node.lineno} {function.name} calls {node.func.attr}(): "
+                    "egregora never deletes or recreates a user's files"
+                )
