@@ -18,6 +18,7 @@ from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.harness import Benchmark, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
+from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
 from egregora.contracts.contract import contract_for
 from egregora.ddl.render import catalog_statements, ident, sql_type, table_ref
 from egregora.schema.catalog import CATALOG
@@ -192,4 +193,6 @@ CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     InsertDocumentsConstrained.name: InsertDocumentsConstrained,
     MigrateNoop.name: MigrateNoop,
     MigrateFromEmpty.name: MigrateFromEmpty,
+    WriteMessagesValidated.name: WriteMessagesValidated,
+    DocumentsPostsByAuthor.name: DocumentsPostsByAuthor,
 }

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import ibis.expr.types as ir
 import pyarrow as pa
+from ibis.formats.pyarrow import PyArrowType
 from sqlglot import exp
 
 from egregora.contracts.report import ContractReport, RuleFailure
@@ -98,7 +99,17 @@ def _cast_expr(column: Column, source: pa.DataType) -> tuple[exp.Expr, str | Non
         ):
             return exp.TryCast(this=value, to=target), None
         return exp.func("to_json", value), None
+    if _same_type(source, column):
+        return value, None  # nothing to convert, nothing that can be lost
     return exp.TryCast(this=value, to=target), None
+
+
+def _same_type(source: pa.DataType, column: Column) -> bool:
+    try:
+        arrived = PyArrowType.to_ibis(source)
+    except (TypeError, NotImplementedError):
+        return False
+    return bool(arrived.copy(nullable=True) == column.dtype.copy(nullable=True))
 
 
 def stage(

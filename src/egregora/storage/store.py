@@ -54,6 +54,7 @@ class Storage:
         self._lock = threading.RLock()
         self._depth = 0
         self._checked: set[str] = set()
+        self._tables: dict[str, ir.Table] = {}  # typed tables, checked once against the catalog
         self.documents = Documents(self)
 
     # -- opening and closing ------------------------------------------------------------------
@@ -100,6 +101,7 @@ class Storage:
         """Migrate the database to the latest schema (a no-op when it is there already)."""
         with self._lock:
             self._checked.clear()
+            self._tables.clear()
             return migrate(DuckDBExecutor(self.con))
 
     # -- reading --------------------------------------------------------------------------------
@@ -107,6 +109,9 @@ class Storage:
         """The catalog table ``name`` as an Ibis table, checked once to have the catalog's types."""
         declared = _declared(name)
         with self._lock:
+            cached = self._tables.get(name)
+            if cached is not None:
+                return cached
             try:
                 table = self._backend.table(name)
             except Exception as exc:
@@ -121,6 +126,7 @@ class Storage:
                         f"`egregora db status --db {self.url}` to see the drift"
                     )
                 self._checked.add(name)
+            self._tables[name] = table
         return table
 
     def execute(self, expr: ir.Expr) -> Any:

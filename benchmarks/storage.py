@@ -1,0 +1,336 @@
+"""Storage cases: a validated ``store.write`` and a typed ``store.documents`` query.
+
+Both run through ``Storage`` on file-backed DuckDB databases migrated to head by
+``store.ensure_schema()``, against plain SQL on the same kind of database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from benchmarks.data import DOCUMENTS, RUN_IDS, insert_from, insert_runs
+from benchmarks.harness import Benchmark, timed
+from egregora.ddl import statements as sql
+from egregora.schema.catalog import CATALOG
+from egregora.schema.tables.content import MEDIA_TYPES, MESSAGE_KINDS
+from egregora.storage.store import Storage
+
+MESSAGES = CATALOG["messages"]
+SOURCE = "storage_source"  # an Arrow table, as DuckDB sees it once registered
+
+# The three kinds of message; each fills what messages' rules require of it.
+TEXT, MEDIA, SYSTEM = "text", "media", "system"
+# Threads the generated messages spread over (round robin), and the sources they come from.
+THREADS = 1_000
+MESSAGE_SOURCES = ("whatsapp", "signal")
+MESSAGES_START = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
+INGESTED_AT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
+
+# One row per i in range($rows). Thread t = i % $threads and seq = i // $threads, so
+# (source, thread_id, seq) is unique (a thread has one source); event ids are MD5 hex strings.
+# 1 in 20 rows is a system notice (no author), 1 in 5 a media message (with a file name and a
+# media type), the rest text; 4 in 5 rows name one of the runs insert_runs creates.
+_MESSAGES_QUERY = """
+WITH base AS (
+    SELECT
+        i,
+        i % $threads AS t,
+        i // $threads AS q,
+        CASE WHEN i % 20 = 0 THEN $system WHEN i % 5 = 1 THEN $media ELSE $text END AS kind
+    FROM range($rows) AS r(i)
+)
+SELECT
+    md5('message-' || i) AS "event_id",
+    list_extract($sources::VARCHAR[], t % len($sources::VARCHAR[]) + 1) AS "source",
+    'thread-' || t AS "thread_id",
+    q AS "seq",
+    to_timestamp($epoch + 7 * i) AS "ts",
+    kind AS "kind",
+    CASE WHEN kind <> $system THEN 'Member ' || (i % 211) END AS "author_raw",
+    CASE WHEN kind <> $system THEN md5('author-' || (i % 211)) END AS "author_uuid",
+    CASE
+        WHEN kind = $text THEN 'Message ' || i || ': ' || repeat('hello there ', 1 + i % 12)
+        WHEN kind = $system THEN 'Member ' || (i % 211) || ' joined the group'
+    END AS "text",
+    CASE WHEN kind = $media THEN 'IMG-' || i || '.jpg' END AS "media_filename",
+    CASE WHEN kind = $media THEN
+        list_extract($media_types::VARCHAR[], q % len($media_types::VARCHAR[]) + 1)
+    END AS "media_type",
+    CASE WHEN i % 3 = 0 THEN json_object('line', i, 'edited', i % 2 = 0)::VARCHAR END AS "attrs",
+    $ingested_at::TIMESTAMPTZ AS "ingested_at",
+    CASE WHEN i % 5 <> 0 THEN
+        list_extract($run_ids::VARCHAR[], i % len($run_ids::VARCHAR[]) + 1)
+    END AS "created_by_run"
+FROM base
+"""
+
+# The author the query case asks about; generated posts name 'author-' || (i % 97) and
+# 'author-' || (i % 89), so every such author has posts.
+AUTHOR = "author-7"
+# The hand-written baseline of posts_by_author(author).count(): a constant, the author bound.
+_POSTS_BY_AUTHOR_SQL = (
+    "SELECT count(*) FROM documents WHERE doc_type = 'post' AND list_contains(authors, ?)"
+)
+
+
+def _require(condition: bool, problem: str) -> None:
+    """Stop the run when the data does not take the path being measured (not an assert: -O)."""
+    if not condition:
+        raise RuntimeError(problem)
+
+
+def messages_arrow(rows: int) -> pa.Table:
+    """``rows`` valid messages rows, columns in the catalog's order (JSON travels as text)."""
+    _require({TEXT, MEDIA, SYSTEM} == set(MESSAGE_KINDS), f"message kinds are now {MESSAGE_KINDS}")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        params = {
+            "rows": rows,
+            "threads": THREADS,
+            "epoch": int(MESSAGES_START.timestamp()),
+            "text": TEXT,
+            "media": MEDIA,
+            "system": SYSTEM,
+            "sources": list(MESSAGE_SOURCES),
+            "media_types": list(MEDIA_TYPES),
+            "ingested_at": INGESTED_AT,
+            "run_ids": list(RUN_IDS),
+        }
+        table: pa.Table = con.execute(_MESSAGES_QUERY, params).to_arrow_table()
+    finally:
+        con.close()
+    _require(
+        tuple(table.column_names) == MESSAGES.column_names,
+        f"generated columns {table.column_names} are not messages' columns",
+    )
+    _require(table.num_rows == rows, f"generated {table.num_rows} rows, wanted {rows}")
+    return table
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(sql.count_rows(table, "duckdb")).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+class _Databases:
+    """Fresh file-backed databases, migrated to head with the benchmark runs, in one temp dir."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.made = 0
+
+    def open(self) -> tuple[Storage, Path]:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="egregora-bench-"))
+        self.made += 1
+        folder = self.root / f"db{self.made}"
+        folder.mkdir()
+        store = Storage.open(str(folder / "bench.duckdb"))
+        try:
+            store.ensure_schema()
+            insert_runs(store.con)
+        except BaseException:
+            store.close()
+            raise
+        return store, folder
+
+    def close(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+
+class WriteMessagesValidated(Benchmark):
+    """``store.write("messages", arrow)`` against an unvalidated INSERT of the same Arrow rows."""
+
+    name = "write_messages_validated"
+    baseline = "insert_messages_unvalidated"
+    note = (
+        "A fresh file-backed DuckDB in a temp dir per repetition, migrated to head by "
+        "store.ensure_schema(), with the four benchmark runs; the same generated Arrow table of "
+        "valid messages (text/media/system, unique (source, thread_id, seq), 4 in 5 naming a "
+        "run). Case: store.write('messages', arrow) (append): stage with the catalog's types "
+        "in a temp table, the pandera contract with the foreign key checked against runs, "
+        "keys against stored rows, then INSERT ... SELECT in one transaction. Baseline: one "
+        "autocommitted INSERT INTO messages SELECT ... FROM the registered Arrow table (the "
+        "database still enforces its NOT NULL, CHECK, key and foreign key constraints). Only "
+        "the write is timed; the rows are counted after each. Goal: ratio <= 1.25."
+    )
+
+    def __init__(self, data: pa.Table) -> None:
+        super().__init__(data.num_rows)
+        self.data: pa.Table | None = None
+        self.insert = insert_from(MESSAGES.name, SOURCE, MESSAGES.column_names)
+        self.databases = _Databases()
+
+    def prepare(self) -> None:
+        self.data = messages_arrow(self.rows)
+        # The rows must pass the contract (write raises ContractViolation otherwise) and land in
+        # the table; this also warms DuckDB and the contract up. Each repetition re-counts.
+        self.time_case()
+
+    def _written(self, store: Storage, written: int) -> None:
+        count = _count(store.con, MESSAGES.name)
+        _require(
+            written == count == self.rows,
+            f"wrote {written} rows, messages holds {count}, wanted {self.rows}",
+        )
+
+    def time_case(self) -> float:
+        data = self.data
+        assert data is not None
+        store, folder = self.databases.open()
+        try:
+            written: list[int] = []
+            seconds = timed(lambda: written.append(store.write(MESSAGES.name, data)))
+            self._written(store, written[0])
+        finally:
+            store.close()
+            shutil.rmtree(folder)
+        return seconds
+
+    def time_baseline(self) -> float:
+        data = self.data
+        assert data is not None
+        store, folder = self.databases.open()
+        try:
+            con = store.con
+            con.register(SOURCE, data)
+            seconds = timed(lambda: con.execute(self.insert))
+            con.unregister(SOURCE)
+            self._written(store, self.rows)
+        finally:
+            store.close()
+            shutil.rmtree(folder)
+        return seconds
+
+    def close(self) -> None:
+        self.databases.close()
+        self.data = None
+
+
+def scan_kind(plan: str) -> str:
+    """How a DuckDB physical plan reads its table: index scan, sequential scan, or unknown."""
+    if "INDEX_SCAN" in plan:
+        return "index scan"
+    if "TABLE_SCAN" in plan or "SEQ_SCAN" in plan:
+        return "sequential scan"
+    return "unknown scan"
+
+
+class DocumentsPostsByAuthor(Benchmark):
+    """``store.documents.posts_by_author(a).count()`` against the same count in plain SQL."""
+
+    name = "documents_posts_by_author"
+    baseline = "hand_written_sql"
+    base_note = (
+        "One file-backed DuckDB migrated to head by store.ensure_schema(), holding the generated "
+        "documents (a quarter posts, each naming two authors) inserted with plain SQL, untimed. "
+        f"Case: store.execute(store.documents.posts_by_author({AUTHOR!r}).count()), building "
+        "the Ibis expression (a table lookup) and running it. Baseline: "
+        f"{_POSTS_BY_AUTHOR_SQL!r} with the author bound, fetchone(). Both give the same count. "
+        "Extras: prebuilt_expr runs an expression built once through store.execute; "
+        "compiled_sql runs ibis.to_sql(expr) directly on the connection."
+    )
+
+    def __init__(self, data: pa.Table) -> None:
+        super().__init__(data.num_rows)
+        self.data = data
+        self.note = self.base_note
+        self.databases = _Databases()
+        self.store: Storage | None = None
+        self.expr: ir.IntegerScalar | None = None
+        self.compiled = ""
+        self.plan = ""
+        self.expected = -1
+
+    def prepare(self) -> None:
+        store, _ = self.databases.open()
+        self.store = store
+        con = store.con
+        con.register(SOURCE, self.data)
+        try:
+            con.execute(insert_from(DOCUMENTS.name, SOURCE, DOCUMENTS.column_names))
+        finally:
+            con.unregister(SOURCE)
+        _require(_count(con, DOCUMENTS.name) == self.rows, "not every document was inserted")
+
+        self.expr = store.documents.posts_by_author(AUTHOR).count()
+        self.compiled = str(ibis.to_sql(self.expr))
+        self.plan = str(con.sql(self.compiled).explain())
+        case, base, compiled = self._typed(), self._hand_written(), self._compiled_sql()
+        _require(base > 0, f"no post names {AUTHOR!r}; the case would measure an empty answer")
+        _require(
+            case == base == compiled,
+            f"typed query counts {case}, compiled SQL {compiled}, hand-written SQL {base}",
+        )
+        self.expected = base
+        scan = scan_kind(self.plan)
+        self.note = (
+            f"{self.base_note} Count: {base} posts by {AUTHOR!r}. The compiled query reads "
+            f"documents by {scan}.\nCompiled SQL:\n{self.compiled}\nDuckDB plan:\n{self.plan}"
+        )
+        print(
+            f"  {self.name}: {base:,} posts by {AUTHOR!r}; the compiled Ibis query is a "
+            f"{scan} (is sequential scan: {scan == 'sequential scan'})\n{self.plan}",
+            file=sys.stderr,
+        )
+
+    def _typed(self) -> int:
+        store = self.store
+        assert store is not None
+        return int(store.execute(store.documents.posts_by_author(AUTHOR).count()))
+
+    def _prebuilt(self) -> int:
+        assert self.store is not None and self.expr is not None
+        return int(self.store.execute(self.expr))
+
+    def _hand_written(self) -> int:
+        assert self.store is not None
+        row = self.store.con.execute(_POSTS_BY_AUTHOR_SQL, [AUTHOR]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _compiled_sql(self) -> int:
+        assert self.store is not None
+        row = self.store.con.execute(self.compiled).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _timed_count(self, query: Callable[[], int], what: str) -> float:
+        """Seconds ``query`` takes; its answer must be the count found in ``prepare``."""
+        answers: list[int] = []
+        seconds = timed(lambda: answers.append(query()))
+        _require(answers == [self.expected], f"{what} counts {answers}, wanted {self.expected}")
+        return seconds
+
+    def time_case(self) -> float:
+        return self._timed_count(self._typed, "the typed query")
+
+    def time_baseline(self) -> float:
+        return self._timed_count(self._hand_written, "the hand-written SQL")
+
+    def time_extras(self) -> dict[str, float]:
+        return {
+            "prebuilt_expr": self._timed_count(self._prebuilt, "the prebuilt expression"),
+            "compiled_sql": self._timed_count(self._compiled_sql, "the compiled SQL"),
+        }
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.store = self.expr = None
+        self.databases.close()
