@@ -120,3 +120,22 @@ def test_valid_rows_give_a_clean_report(filled: DuckDBBackend) -> None:
     assert report.ok
     assert "all 2 rows satisfy the contract" in str(report)
     assert report.to_dict() == {"table": "tasks", "ok": True, "rows": 2, "failures": []}
+
+
+def test_importing_egregora_leaves_pyarrow_time_zones_alone() -> None:
+    """pandera sets PYARROW_IGNORE_TIMEZONE=1, which makes pyarrow move aware instants."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, pyarrow as pa\n"
+        "from datetime import datetime, timedelta, timezone\n"
+        "import egregora.storage\n"
+        "value = datetime(2026, 1, 5, 11, 30, tzinfo=timezone(timedelta(hours=2)))\n"
+        "print(os.environ.get('PYARROW_IGNORE_TIMEZONE'), pa.array([value]).cast(pa.int64())[0].as_py() == int(value.timestamp() * 1e6))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYARROW_IGNORE_TIMEZONE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split() == ["None", "True"]

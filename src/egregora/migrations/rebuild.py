@@ -107,7 +107,7 @@ def next_generation(table: Table) -> exp.Expr:
     keys = [exp.column(c, quoted=True) for c in table.primary_key]
     key: exp.Expr = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
     copied = exp.select(*[exp.column(c, quoted=True) for c in table.primary_key]).from_(here)
-    conditions: list[exp.Expr] = [exp.Not(this=key.isin(query=copied))]
+    conditions: list[exp.Expr] = [exp.Not(this=exp.In(this=key, query=exp.Subquery(this=copied)))]
     for fk in table.foreign_keys:
         if fk.references != table.name:
             continue

@@ -11,8 +11,10 @@ column, the rows' keys, and the fix; nothing is written.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -38,13 +40,18 @@ class Staged:
     rows: int
 
 
-def to_arrow(data: Any) -> pa.Table:
-    """The caller's batch as an Arrow table."""
+def to_arrow(data: Any, table: Table | None = None) -> pa.Table:
+    """The caller's batch as an Arrow table.
+
+    For a list of dicts, dicts and lists bound for JSON columns become JSON text (so each keeps
+    exactly its own keys), and a column whose values mix types is read as text, so that the
+    values which do not fit are reported with their rows instead of failing the whole batch.
+    """
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, ir.Table):
-        table: pa.Table = data.to_pyarrow()
-        return table
+        arrow: pa.Table = data.to_pyarrow()
+        return arrow
     if isinstance(data, list):
         if not all(isinstance(row, dict) for row in data):
             raise ConfigurationError(
@@ -52,12 +59,17 @@ def to_arrow(data: Any) -> pa.Table:
             )
         # Every key of every row is a column (from_pylist would read the first row's keys only).
         names = list(dict.fromkeys(key for row in data for key in row))
-        try:
-            return pa.Table.from_pydict({n: [row.get(n) for row in data] for n in names})
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ConfigurationError(
-                f"the rows cannot be read as columns: {exc}; give each column one type"
-            ) from exc
+        json_columns = {c.name for c in table.columns if c.dtype.is_json()} if table else set()
+        arrays = {}
+        for name in names:
+            values = [_utc(row.get(name)) for row in data]
+            if name in json_columns:
+                values = [_json_text(v) for v in values]
+            try:
+                arrays[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                arrays[name] = pa.array([None if v is None else str(v) for v in values])
+        return pa.Table.from_pydict(arrays) if arrays else pa.table({})
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas comes with ibis
@@ -68,6 +80,34 @@ def to_arrow(data: Any) -> pa.Table:
         "write() takes an Ibis table, a pyarrow Table, a pandas DataFrame or a list of dicts; "
         f"got {type(data).__name__}"
     )
+
+
+def _json_text(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _utc(value: Any) -> Any:
+    """An aware datetime as the same instant in UTC; anything else unchanged.
+
+    Once pandera is imported (it comes with egregora), pyarrow 26 converts a datetime with a
+    fixed non-UTC offset by its wall-clock time, moving the instant; UTC ones convert right.
+    """
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+def utc_timestamps(data: pa.Table) -> pa.Table:
+    """Relabel zone-aware timestamp columns as UTC (the same instants).
+
+    Arrow stores aware timestamps as UTC instants with a zone label; DuckDB 1.5 misreads
+    fixed-offset labels such as "+02:00" as wall-clock times, so only "UTC" is handed over.
+    """
+    for index, field in enumerate(data.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz not in (None, "UTC"):
+            utc = pa.timestamp(field.type.unit, tz="UTC")
+            data = data.set_column(index, field.with_type(utc), data.column(index).cast(utc))
+    return data
 
 
 def _col(name: str) -> exp.Column:
@@ -134,6 +174,7 @@ def stage(
                     None,
                 )
             )
+    data = utc_timestamps(data)
     con.register(source, data)
     try:
         selects: list[exp.Expr] = []
@@ -159,9 +200,15 @@ def stage(
                 failures.append(RuleFailure(f"type({column.name})", problem, None))
                 expression = exp.Cast(this=exp.Null(), to=target)
             elif isinstance(expression, exp.TryCast):
+                lost: exp.Expr = exp.Is(this=expression.copy(), expression=exp.Null())
+                source_type = data.schema.field(column.name).type
+                if pa.types.is_floating(source_type) and column.dtype.is_integer():
+                    # TRY_CAST rounds 2.5 to 2: a value that does not come back equal is lost.
+                    lost = exp.or_(
+                        lost, exp.NEQ(this=expression.copy(), expression=_col(column.name))
+                    )
                 lost = exp.and_(
-                    exp.Not(this=exp.Is(this=_col(column.name), expression=exp.Null())),
-                    exp.Is(this=expression.copy(), expression=exp.Null()),
+                    exp.Not(this=exp.Is(this=_col(column.name), expression=exp.Null())), lost
                 )
                 checks.append((column.name, lost))
             selects.append(exp.alias_(expression, column.name, quoted=True))

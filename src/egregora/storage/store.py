@@ -173,7 +173,7 @@ class Storage:
         if mode not in ("append", "upsert"):
             raise ConfigurationError(f"mode must be 'append' or 'upsert', not {mode!r}")
         declared = _declared(name)
-        arrow = to_arrow(data)
+        arrow = to_arrow(data, declared)
         with self._lock:
             self._refuse_read_only()
             self.table(name)  # the table exists with the catalog's types
@@ -386,7 +386,7 @@ def _in_keys(table: Table, source: str, alias: str | None = None) -> exp.Expr:
     pick = exp.select(*[exp.column(c, quoted=True) for c in table.primary_key]).from_(
         table_ref(source)
     )
-    return key.isin(query=pick)
+    return exp.In(this=key, query=exp.Subquery(this=pick))
 
 
 def _database_report(
