@@ -132,7 +132,8 @@ def test_importing_egregora_leaves_pyarrow_time_zones_alone() -> None:
         "from datetime import datetime, timedelta, timezone\n"
         "import egregora.storage\n"
         "value = datetime(2026, 1, 5, 11, 30, tzinfo=timezone(timedelta(hours=2)))\n"
-        "print(os.environ.get('PYARROW_IGNORE_TIMEZONE'), pa.array([value]).cast(pa.int64())[0].as_py() == int(value.timestamp() * 1e6))\n"
+        "stored = pa.array([value]).cast(pa.int64())[0].as_py()\n"
+        "print(os.environ.get('PYARROW_IGNORE_TIMEZONE'), stored == int(value.timestamp() * 1e6))\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYARROW_IGNORE_TIMEZONE"}
     done = subprocess.run(
