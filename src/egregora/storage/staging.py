@@ -62,7 +62,12 @@ def to_arrow(data: Any, table: Table | None = None) -> pa.Table:
         json_columns = {c.name for c in table.columns if c.dtype.is_json()} if table else set()
         arrays = {}
         for name in names:
-            values = [_utc(row.get(name)) for row in data]
+            values = [row.get(name) for row in data]
+            if any(isinstance(v, datetime) and v.tzinfo is None for v in values):
+                # One naive value makes the column naive, which staging refuses by name.
+                values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in values]
+            else:
+                values = [_utc(v) for v in values]
             if name in json_columns:
                 values = [_json_text(v) for v in values]
             try:
@@ -202,11 +207,11 @@ def stage(
             elif isinstance(expression, exp.TryCast):
                 lost: exp.Expr = exp.Is(this=expression.copy(), expression=exp.Null())
                 source_type = data.schema.field(column.name).type
-                if pa.types.is_floating(source_type) and column.dtype.is_integer():
-                    # TRY_CAST rounds 2.5 to 2: a value that does not come back equal is lost.
-                    lost = exp.or_(
-                        lost, exp.NEQ(this=expression.copy(), expression=_col(column.name))
-                    )
+                if column.dtype.is_integer() and not pa.types.is_integer(source_type):
+                    # TRY_CAST rounds 2.5 (and '2.5') to 3: a value that is not a whole
+                    # number is lost, not converted.
+                    as_double = exp.TryCast(this=_col(column.name), to=exp.DataType.build("DOUBLE"))
+                    lost = exp.or_(lost, exp.NEQ(this=expression.copy(), expression=as_double))
                 lost = exp.and_(
                     exp.Not(this=exp.Is(this=_col(column.name), expression=exp.Null())), lost
                 )

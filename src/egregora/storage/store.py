@@ -173,8 +173,10 @@ class Storage:
         if mode not in ("append", "upsert"):
             raise ConfigurationError(f"mode must be 'append' or 'upsert', not {mode!r}")
         declared = _declared(name)
-        arrow = to_arrow(data, declared)
-        with self._lock:
+        with self._lock:  # an Ibis input may read this very connection
+            arrow = to_arrow(data, declared)
+            if arrow.num_rows == 0 and arrow.num_columns == 0:
+                return 0  # an empty list: nothing to write
             self._refuse_read_only()
             self.table(name)  # the table exists with the catalog's types
             staged, failures = stage(self.con, declared, arrow)
