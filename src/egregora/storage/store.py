@@ -195,6 +195,12 @@ class Storage:
                         return self._store(declared, staged, mode)
                     except duckdb.ConstraintException as exc:
                         raise ContractViolation(_database_report(declared, staged, exc)) from exc
+                    except duckdb.Error as exc:
+                        cause = " ".join(str(exc).split())
+                        raise DatabaseError(
+                            f"writing {name} failed and was rolled back, nothing was written: "
+                            f"{type(exc).__name__}: {cause}"
+                        ) from exc
             finally:
                 drop(self.con, staged)
 
