@@ -15,7 +15,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
-from benchmarks.harness import Benchmark, timed
+from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
@@ -25,12 +25,6 @@ from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Table
 
 SOURCE = "documents_source"  # the Arrow table, as DuckDB sees it once registered
-
-
-def _require(condition: bool, problem: str) -> None:
-    """Stop the run when the data does not take the path being measured (not an assert: -O)."""
-    if not condition:
-        raise RuntimeError(problem)
 
 
 def _load(con: duckdb.DuckDBPyConnection, target: str, data: pa.Table) -> None:
@@ -84,11 +78,11 @@ class ContractDocuments(Benchmark):
 
         # Both sides must take the valid-data path before anything is timed.
         report = self.contract.validate(self.table)
-        _require(report.ok and report.rows == self.rows, f"the contract says:\n{report}")
+        require(report.ok and report.rows == self.rows, f"the contract says:\n{report}")
         counts = self._violations()
         broken = {label: n for label, n in counts.items() if label != ROWS and n}
-        _require(counts[ROWS] == self.rows, f"the baseline query counts {counts[ROWS]} rows")
-        _require(not broken, f"the baseline query finds violations: {broken}")
+        require(counts[ROWS] == self.rows, f"the baseline query counts {counts[ROWS]} rows")
+        require(not broken, f"the baseline query finds violations: {broken}")
 
     def _violations(self, *, keys: bool = True) -> dict[str, int]:
         assert self.backend is not None
@@ -169,7 +163,7 @@ class InsertDocumentsConstrained(Benchmark):
             con.register(SOURCE, self.data)
             seconds = timed(lambda: con.execute(self.insert))
             count = _count(con, DOCUMENTS.name)
-            _require(count == self.rows, f"inserted {count} rows, wanted {self.rows}")
+            require(count == self.rows, f"inserted {count} rows, wanted {self.rows}")
         finally:
             con.close()
             shutil.rmtree(folder)

@@ -99,6 +99,12 @@ class Result:
         }
 
 
+def require(condition: bool, problem: str) -> None:
+    """Stop the run when the data does not take the path being measured (not an assert: -O)."""
+    if not condition:
+        raise RuntimeError(problem)
+
+
 def timed(action: Callable[[], object]) -> float:
     """Seconds ``action`` takes, after a garbage collection so none lands inside the timing."""
     gc.collect()

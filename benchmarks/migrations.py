@@ -9,18 +9,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from benchmarks.harness import Benchmark, timed
+from benchmarks.harness import Benchmark, require, timed
 from egregora.ddl.render import catalog_statements
 from egregora.migrations import DuckDBExecutor, migrate, shipped_migrations
 from egregora.migrations.ledger import read_ledger
 from egregora.schema.catalog import CATALOG
 
 NOOP_GOAL_S = 0.050
-
-
-def _require(condition: bool, problem: str) -> None:
-    if not condition:
-        raise SystemExit(f"benchmark precondition failed: {problem}")
 
 
 class MigrateNoop(Benchmark):
@@ -44,7 +39,7 @@ class MigrateNoop(Benchmark):
         self.con = duckdb.connect(str(self.root / "noop.duckdb"))
         migrate(DuckDBExecutor(self.con))
         result = migrate(DuckDBExecutor(self.con))
-        _require(result.applied == (), "the second migrate applied something")
+        require(result.applied == (), "the second migrate applied something")
 
     def time_case(self) -> float:
         assert self.con is not None
@@ -82,7 +77,7 @@ class MigrateFromEmpty(Benchmark):
 
     def prepare(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="egregora-bench-"))
-        _require(len(shipped_migrations()) > 0, "no migrations shipped")
+        require(len(shipped_migrations()) > 0, "no migrations shipped")
 
     def _fresh(self) -> duckdb.DuckDBPyConnection:
         assert self.root is not None
@@ -94,7 +89,7 @@ class MigrateFromEmpty(Benchmark):
         try:
             seconds = timed(lambda: migrate(DuckDBExecutor(con)))
             applied = con.execute("SELECT count(*) FROM schema_migrations").fetchone()
-            _require(applied == (len(shipped_migrations()),), "not every migration applied")
+            require(applied == (len(shipped_migrations()),), "not every migration applied")
         finally:
             con.close()
         return seconds

@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from benchmarks.data import DOCUMENTS, RUN_IDS, insert_from, insert_runs
-from benchmarks.harness import Benchmark, timed
+from benchmarks.harness import Benchmark, require, timed
 from egregora.ddl import statements as sql
 from egregora.schema.catalog import CATALOG
 from egregora.schema.tables.content import MEDIA_TYPES, MESSAGE_KINDS
@@ -83,15 +83,9 @@ _POSTS_BY_AUTHOR_SQL = (
 )
 
 
-def _require(condition: bool, problem: str) -> None:
-    """Stop the run when the data does not take the path being measured (not an assert: -O)."""
-    if not condition:
-        raise RuntimeError(problem)
-
-
 def messages_arrow(rows: int) -> pa.Table:
     """``rows`` valid messages rows, columns in the catalog's order (JSON travels as text)."""
-    _require({TEXT, MEDIA, SYSTEM} == set(MESSAGE_KINDS), f"message kinds are now {MESSAGE_KINDS}")
+    require({TEXT, MEDIA, SYSTEM} == set(MESSAGE_KINDS), f"message kinds are now {MESSAGE_KINDS}")
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -111,11 +105,11 @@ def messages_arrow(rows: int) -> pa.Table:
         table: pa.Table = con.execute(_MESSAGES_QUERY, params).to_arrow_table()
     finally:
         con.close()
-    _require(
+    require(
         tuple(table.column_names) == MESSAGES.column_names,
         f"generated columns {table.column_names} are not messages' columns",
     )
-    _require(table.num_rows == rows, f"generated {table.num_rows} rows, wanted {rows}")
+    require(table.num_rows == rows, f"generated {table.num_rows} rows, wanted {rows}")
     return table
 
 
@@ -184,7 +178,7 @@ class WriteMessagesValidated(Benchmark):
 
     def _written(self, store: Storage, written: int) -> None:
         count = _count(store.con, MESSAGES.name)
-        _require(
+        require(
             written == count == self.rows,
             f"wrote {written} rows, messages holds {count}, wanted {self.rows}",
         )
@@ -266,14 +260,14 @@ class DocumentsPostsByAuthor(Benchmark):
             con.execute(insert_from(DOCUMENTS.name, SOURCE, DOCUMENTS.column_names))
         finally:
             con.unregister(SOURCE)
-        _require(_count(con, DOCUMENTS.name) == self.rows, "not every document was inserted")
+        require(_count(con, DOCUMENTS.name) == self.rows, "not every document was inserted")
 
         self.expr = store.documents.posts_by_author(AUTHOR).count()
         self.compiled = str(ibis.to_sql(self.expr))
         self.plan = str(con.sql(self.compiled).explain())
         case, base, compiled = self._typed(), self._hand_written(), self._compiled_sql()
-        _require(base > 0, f"no post names {AUTHOR!r}; the case would measure an empty answer")
-        _require(
+        require(base > 0, f"no post names {AUTHOR!r}; the case would measure an empty answer")
+        require(
             case == base == compiled,
             f"typed query counts {case}, compiled SQL {compiled}, hand-written SQL {base}",
         )
@@ -314,7 +308,7 @@ class DocumentsPostsByAuthor(Benchmark):
         """Seconds ``query`` takes; its answer must be the count found in ``prepare``."""
         answers: list[int] = []
         seconds = timed(lambda: answers.append(query()))
-        _require(answers == [self.expected], f"{what} counts {answers}, wanted {self.expected}")
+        require(answers == [self.expected], f"{what} counts {answers}, wanted {self.expected}")
         return seconds
 
     def time_case(self) -> float:
