@@ -178,6 +178,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
             {
                 "repo_id": "repo-1",
                 "commit_sha": "a" * 40,
+                "chain_seq": 1,
                 "path": "posts/hello.md",
                 "change_type": "A",
                 "committed_at": T0,
@@ -190,6 +191,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
             {
                 "repo_id": "repo-1",
                 "commit_sha": "b" * 40,
+                "chain_seq": 2,
                 "path": "posts/hi.md",
                 "old_path": "posts/hello.md",
                 "change_type": "R",
@@ -198,6 +200,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
             {
                 "repo_id": "repo-1",
                 "commit_sha": "b" * 40,
+                "chain_seq": 2,
                 "path": "posts/copy.md",
                 "old_path": "posts/hello.md",
                 "change_type": "C",
@@ -219,6 +222,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "path": "posts/hi.md",
                 "at": at(7),
                 "commit_sha": "b" * 40,
+                "change_type": "R",
                 "resolved_at": at(7),
                 "last_accessed_at": at(8),
                 "hits": 2,
@@ -228,6 +232,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "path": "posts/none.md",
                 "at": at(7),
                 "commit_sha": None,
+                "change_type": None,
                 "resolved_at": at(7),
                 "last_accessed_at": at(7),
                 "hits": 0,

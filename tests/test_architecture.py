@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "ddl": {"schema"},
     "migrations": {"schema", "ddl", "errors", ""},  # "" is the package root, for __version__
     "storage": {"schema", "ddl", "migrations", "contracts", "errors"},
-    "cli": {"schema", "ddl", "migrations", "contracts", "storage", "errors", ""},
+    "git": {"schema", "storage", "errors"},  # a service on storage
+    "cli": {"schema", "ddl", "migrations", "contracts", "storage", "git", "errors", ""},
     "errors": {"contracts"},  # for a type annotation only
 }
 

@@ -576,6 +576,7 @@ def test_upsert_with_a_composite_primary_key(sampled: Storage) -> None:
         {
             "repo_id": "repo-1",
             "commit_sha": "b" * 40,  # same repo and commit as two stored rows, another path
+            "chain_seq": 2,
             "path": "posts/new.md",
             "change_type": "A",
             "committed_at": at(5),

@@ -64,3 +64,11 @@ class EditedMigrationError(MigrationError):
 
 class UnknownMigrationError(MigrationError):
     """The database records a migration this version of egregora does not ship."""
+
+
+class GitError(EgregoraError):
+    """git could not answer: not a repository, an unknown ref, or a failed git command."""
+
+
+class NotSyncedError(EgregoraError):
+    """The repository (or ref) asked about has not been synced into this database."""

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from egregora.ddl.render import Dialect, ident, table_ref
+from egregora.ddl.render import Dialect, ident, sql_type, table_ref
+from egregora.schema.model import Column
 from egregora.schema.rules import Rule
 
 
@@ -24,6 +25,49 @@ def add_check(table: str, rule: Rule, dialect: Dialect) -> str:
     )
     tree = exp.Alter(
         this=table_ref(table), kind="TABLE", actions=[exp.AddConstraint(expressions=[constraint])]
+    )
+    return tree.sql(dialect=dialect)
+
+
+def add_column(table: str, column: Column, dialect: Dialect) -> str:
+    """ALTER TABLE ... ADD COLUMN, without constraints (NOT NULL and CHECKs come after a fill)."""
+    definition = exp.ColumnDef(this=ident(column.name), kind=sql_type(column.dtype, dialect))
+    tree = exp.Alter(this=table_ref(table), kind="TABLE", actions=[definition])
+    return tree.sql(dialect=dialect)
+
+
+def set_not_null(table: str, column: str, dialect: Dialect) -> str:
+    # sqlglot 30 renders SET NOT NULL from allow_null=True, drop=False (False logs a warning).
+    action = exp.AlterColumn(this=ident(column), allow_null=True, drop=False)
+    return exp.Alter(this=table_ref(table), kind="TABLE", actions=[action]).sql(dialect=dialect)
+
+
+def fill_column(
+    table: str, column: str, key: Sequence[str], value: exp.Expr, dialect: Dialect
+) -> str:
+    """UPDATE table SET column = value, where value may be a window over the table's rows."""
+    computed = exp.select(*_columns(key), exp.alias_(value, "_value", quoted=True)).from_(
+        table_ref(table)
+    )
+    same = exp.and_(
+        *[
+            exp.EQ(
+                this=exp.column(k, table=table, quoted=True),
+                expression=exp.column(k, table="_fill", quoted=True),
+            )
+            for k in key
+        ]
+    )
+    tree = exp.Update(
+        this=table_ref(table),
+        expressions=[
+            exp.EQ(
+                this=exp.column(column, quoted=True),
+                expression=exp.column("_value", table="_fill", quoted=True),
+            )
+        ],
+        from_=exp.From(this=exp.alias_(exp.Subquery(this=computed), "_fill", quoted=True)),
+        where=exp.Where(this=same),
     )
     return tree.sql(dialect=dialect)
 

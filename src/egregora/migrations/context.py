@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlglot
+
 from egregora.ddl import statements as sql
 from egregora.ddl.render import table_statements
 from egregora.errors import MigrationError
 from egregora.migrations.executor import Executor
 from egregora.migrations.ledger import existing_tables
+from egregora.migrations.model import replace_table
 from egregora.migrations.rebuild import rebuild_family
-from egregora.schema.model import Catalog
+from egregora.schema.model import Catalog, Table
 from egregora.schema.rules import Rule
 
 EXAMPLES = 5
@@ -62,6 +65,48 @@ class MigrationContext:
             self.executor.execute(sql.add_check(table, rule, "postgres"))
         else:
             self.rebuild(table)
+
+    def add_column(self, table: str, column: str, backfill: str | None) -> None:
+        """Add ``column`` as ``after`` declares it, filling existing rows from ``backfill``."""
+        decl = self.after[table]
+        spec = decl.column(column)
+        value = sqlglot.parse_one(backfill, read="duckdb") if backfill is not None else None
+        if value is None and not spec.nullable and self._has_rows(table):
+            raise MigrationError(
+                f"migration {self.migration_id}: {table} has rows but the new column {column} is "
+                "NOT NULL and the migration gives no backfill; this egregora cannot migrate "
+                "that database (report it)"
+            )
+        dialect = self.executor.dialect
+        key = decl.primary_key
+        if dialect == "postgres":
+            self.executor.execute(sql.add_column(table, spec, dialect))
+            if value is not None:
+                self.executor.execute(sql.fill_column(table, column, key, value, dialect))
+            if not spec.nullable:
+                self.executor.execute(sql.set_not_null(table, column, dialect))
+            for rule in decl.rules:
+                if column in rule.columns:
+                    self.executor.execute(sql.add_check(table, rule, dialect))
+            return
+
+        def fill(member: Table, aside: str) -> None:
+            if member.name != table:
+                return
+            self.executor.execute(sql.add_column(aside, spec, dialect))
+            if value is not None:
+                self.executor.execute(sql.fill_column(aside, column, key, value, dialect))
+
+        # The rows are copied aside with the new column filled, so they are refilled with it.
+        source = replace_table(self.before, decl)
+        rebuild_family(
+            self.executor, source, self.after, table, label=self.migration_id, patch=fill
+        )
+
+    def _has_rows(self, table: str) -> bool:
+        if self.executor.dry_run and table not in existing_tables(self.executor):
+            return False
+        return bool(self.executor.query(sql.count_rows(table, self.executor.dialect))[0][0])
 
     def rebuild(self, table: str) -> None:
         """Recreate ``table`` at its new declaration, keeping its rows and its dependants."""

@@ -73,6 +73,39 @@ class AddRule(Operation):
 
 
 @dataclass(frozen=True)
+class AddColumn(Operation):
+    """Add a declared column; ``backfill`` (one SQL expression over the table's rows, window
+    functions allowed) gives existing rows a value. A NOT NULL column without a backfill can
+    only be added to an empty table."""
+
+    table: str
+    column: str
+    backfill: str | None = None
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        if self.column not in table.column_names:
+            raise ValueError(f"{self.table} declares no column {self.column!r}")
+        users = [r.name for r in table.checks if self.column in r.columns]
+        users += [u.name for u in table.uniques if self.column in u.columns]
+        users += [i.name for i in table.indexes if self.column in i.columns]
+        users += [fk.name for fk in table.foreign_keys if fk.column == self.column]
+        if self.column in table.primary_key or users:
+            raise ValueError(
+                f"{self.table}.{self.column} is used by {users or 'the primary key'}; "
+                "add those in a later migration"
+            )
+        kept = tuple(c for c in table.columns if c.name != self.column)
+        return replace_table(catalog, dataclasses.replace(table, columns=kept))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.add_column(self.table, self.column, self.backfill)
+
+    def describe(self) -> str:
+        return f"add column {self.column} to {self.table}"
+
+
+@dataclass(frozen=True)
 class Migration:
     """A migration module: ``ID``, ``DESCRIPTION`` and ``OPERATIONS``."""
 

@@ -183,6 +183,14 @@ class Table:
                 )
         return (*derived, *self.checks)
 
+    def indexed_columns(self, dialect: str) -> frozenset[str]:
+        """Columns some key, foreign key or index of ``dialect`` covers (DuckDB cannot update
+        such a column of a row another table references)."""
+        names = {*self.primary_key, *(fk.column for fk in self.foreign_keys)}
+        names.update(c for u in self.uniques for c in u.columns)
+        names.update(c for i in self.indexes if dialect in i.dialects for c in i.columns)
+        return frozenset(names)
+
     @property
     def keys(self) -> tuple[Unique, ...]:
         """The primary key and every unique key, as uniqueness rules."""

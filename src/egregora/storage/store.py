@@ -8,7 +8,7 @@ the database as it was and raises ContractViolation with a readable report.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal
@@ -134,6 +134,15 @@ class Storage:
         with self._lock:
             return expr.execute()
 
+    def query(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only statement built by sqlglot, with bound parameters.
+
+        For hot lookups where compiling an Ibis expression per call would cost more than the
+        query itself; the statement is built once, values are always parameters.
+        """
+        with self._lock:
+            return self.con.execute(statement, list(parameters)).fetchall()
+
     def to_pyarrow(self, expr: ir.Expr) -> Any:
         with self._lock:
             return expr.to_pyarrow()
@@ -203,6 +212,35 @@ class Storage:
                         ) from exc
             finally:
                 drop(self.con, staged)
+
+    def delete(self, name: str, where: Callable[[ir.Table], ir.BooleanValue]) -> int:
+        """Delete the rows of ``name`` for which ``where(table)`` holds; return how many.
+
+        The predicate is an Ibis expression on the typed table, so callers write no SQL. A row
+        another table still references is refused by the database (DatabaseError), and the
+        delete is rolled back whole.
+        """
+        declared = _declared(name)
+        with self._lock:
+            self._refuse_read_only()
+            table = self.table(name)
+            doomed = table.filter(where(table)).select(*declared.primary_key)
+            keys = [exp.column(c, quoted=True) for c in declared.primary_key]
+            key: exp.Expr = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+            query = self._backend.compiler.to_sqlglot(doomed)
+            statement = exp.delete(table_ref(name)).where(
+                exp.In(this=key, query=exp.Subquery(this=query))
+            )
+            with self.transaction():
+                try:
+                    row = self.con.execute(statement.sql("duckdb")).fetchone()
+                except duckdb.Error as exc:
+                    cause = " ".join(str(exc).split())
+                    raise DatabaseError(
+                        f"deleting from {name} failed and was rolled back, nothing was "
+                        f"deleted: {type(exc).__name__}: {cause}"
+                    ) from exc
+            return int(row[0]) if row else 0
 
     def _refuse_read_only(self) -> None:
         if self.read_only:
@@ -290,6 +328,10 @@ class Storage:
         try:
             written = self._count(staged.name)
             if self._referenced(table, changed):
+                columns = self._changed_columns(table, staged)
+                if self._in_place(table, columns):
+                    self._update_in_place(table, staged, columns)
+                    return written
                 self._rebuild_with(table, staged)
                 return written
             where = _in_keys(table, staged.name)
@@ -298,6 +340,67 @@ class Storage:
             return written
         finally:
             self.con.execute(sql.drop_table(changed, "duckdb"))
+
+    def _changed_columns(self, table: Table, staged: Staged) -> set[str]:
+        """The columns in which some row of the batch differs from the stored row it replaces."""
+        checks = [
+            exp.alias_(
+                exp.func(
+                    "BOOL_OR",
+                    exp.Not(this=_same((c,), "s", "t", null_safe=True)),
+                ),
+                f"c{i}",
+            )
+            for i, c in enumerate(table.column_names)
+        ]
+        query = (
+            exp.select(*checks)
+            .from_(exp.alias_(table_ref(staged.name), "s"))
+            .join(exp.alias_(table_ref(table.name), "t"), on=_same(table.primary_key, "s", "t"))
+        )
+        row = self.con.execute(query.sql("duckdb")).fetchone() or ()
+        return {c for c, changed in zip(table.column_names, row, strict=True) if changed}
+
+    def _in_place(self, table: Table, changed: set[str]) -> bool:
+        """Whether DuckDB can UPDATE the referenced rows instead of rebuilding the family.
+
+        It rewrites an update of an indexed column as delete and insert, which a referenced
+        row refuses. Measured on 1.5: updating a referenced `documents` row fails even for an
+        unindexed column while `runs`, `messages` and `git_repos` rows update fine; the one
+        trait `documents` alone has is list columns, so such tables always rebuild.
+        """
+        indexed = table.indexed_columns("duckdb")
+        if any(c.dtype.is_array() for c in table.columns):
+            return False
+        return not any(c in indexed for c in changed)
+
+    def _update_in_place(self, table: Table, staged: Staged, changed: set[str]) -> None:
+        """UPDATE the changed columns of the rows the batch replaces, then insert new keys."""
+        free = [c for c in table.column_names if c in changed]
+        target = exp.alias_(table_ref(table.name), "t")
+        update = exp.Update(
+            this=target,
+            expressions=[
+                exp.EQ(
+                    this=exp.column(c, quoted=True),
+                    expression=exp.column(c, table="s", quoted=True),
+                )
+                for c in free
+            ],
+            from_=exp.From(this=exp.alias_(table_ref(staged.name), "s")),
+            where=exp.Where(this=_same(table.primary_key, "s", "t")),
+        )
+        if free:
+            self.con.execute(update.sql("duckdb"))
+        stored = exp.Exists(
+            this=exp.select("1")
+            .from_(exp.alias_(table_ref(table.name), "t"))
+            .where(_same(table.primary_key, "s", "t"))
+        )
+        self.con.execute(
+            exp.delete(exp.alias_(table_ref(staged.name), "s")).where(stored).sql("duckdb")
+        )
+        self._insert(table, staged.name, table.column_names)
 
     def _changed_keys(self, table: Table, staged: Staged) -> str:
         """Drop identical rows from the batch; return a temp table of changed stored keys."""

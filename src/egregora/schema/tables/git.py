@@ -28,6 +28,13 @@ GIT_COMMITS = Table(
     columns=(
         col("repo_id", "!string", "The repository."),
         col("commit_sha", "!string", "The commit."),
+        col(
+            "chain_seq",
+            "!int64",
+            "Position of the commit on the first-parent chain, 1 for the root (git rev-list "
+            "--first-parent --count); orders history where committer dates do not.",
+            min_value=1,
+        ),
         col("path", "!string", "Path after the change."),
         col("old_path", "string", "Path before a rename or copy."),
         col(
@@ -93,7 +100,13 @@ GIT_LOOKUP_CACHE = Table(
         col("repo_id", "!string", "The repository."),
         col("path", "!string", "The path asked about."),
         col("at", f"!{TIMESTAMPTZ}", "The time asked about."),
-        col("commit_sha", "string", "The answer; NULL when the path did not exist then."),
+        col("commit_sha", "string", "The answer; NULL when no commit touched the path by then."),
+        col(
+            "change_type",
+            "string",
+            "What that commit did to the path (D: it no longer existed).",
+            one_of=CHANGE_TYPES,
+        ),
         col("resolved_at", f"!{TIMESTAMPTZ}", "When the answer was computed."),
         col("last_accessed_at", f"!{TIMESTAMPTZ}", "When the answer was last read."),
         col("hits", "!int64", "How many times the answer was read.", min_value=0),

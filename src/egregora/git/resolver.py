@@ -1,0 +1,335 @@
+"""Which version of a path was current at time T: the git time machine's lookups.
+
+``resolve(repo, path, at)`` answers exactly what
+``git log -1 --first-parent --format=%H --before=<at> <ref> -- <path>`` answers: walking the
+synced ref's first-parent chain from its tip, the first commit dated at or before ``at`` that
+changed ``path``. Committer dates need not grow along the chain, so "first on the chain" is the
+highest ``chain_seq`` among the changes dated at or before ``at``, which is not always the
+latest date. A rename's old path counts as deleted by the rename, as git sees it without
+``--follow``.
+
+``resolve_many`` answers a whole table of (path, at) probes in one query: per path, the
+changes sorted by date carry a running maximum of ``chain_seq`` (the answer for any time from
+that date on), and an ASOF join picks, for each probe, the last such date at or before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from sqlglot import exp
+
+from egregora.errors import ConfigurationError
+from egregora.git.cache import LookupCache
+from egregora.git.repository import find_repo_id
+from egregora.git.timespec import as_utc
+from egregora.storage.store import Storage
+
+PROBE = "_probe"
+RESULT_SCHEMA = pa.schema(
+    {
+        "path": pa.string(),
+        "at": pa.timestamp("us", tz="UTC"),
+        "commit_sha": pa.string(),
+        "change_type": pa.string(),
+        "committed_at": pa.timestamp("us", tz="UTC"),
+        "found_path": pa.string(),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The answer for (path, at): the last commit that changed the path, and how."""
+
+    path: str
+    at: datetime
+    commit_sha: str | None
+    change_type: str | None
+    committed_at: datetime | None = None
+    found_path: str | None = None  # the path that commit changed (an old name when following)
+
+    @property
+    def exists(self) -> bool:
+        """Whether the path existed at ``at`` (its last change was not a delete)."""
+        return self.commit_sha is not None and self.change_type != "D"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "at": self.at.isoformat(),
+            "commit_sha": self.commit_sha,
+            "change_type": self.change_type,
+            "committed_at": self.committed_at.isoformat() if self.committed_at else None,
+            "found_path": self.found_path,
+            "exists": self.exists,
+        }
+
+
+class GitHistoryResolver:
+    """Lookups over synced history; ``cache`` memoizes single lookups (see LookupCache)."""
+
+    def __init__(self, store: Storage, *, cache: LookupCache | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self._ids: dict[tuple[str, str | None], str] = {}
+
+    def repo_id(self, repo: str | Path, ref: str | None = None) -> str:
+        """The id of a synced repository, given its id or a path inside it."""
+        key = (str(repo), ref)
+        if key not in self._ids:
+            self._ids[key] = find_repo_id(self.store, repo, ref)
+        return self._ids[key]
+
+    # -- one lookup -----------------------------------------------------------------------------
+    def resolve(
+        self, repo: str | Path, path: str, at: datetime, *, follow_renames: bool = False
+    ) -> Resolution:
+        """The commit current for ``path`` at ``at`` (commit_sha None: no commit touched it)."""
+        repo_id = self.repo_id(repo)
+        at = as_utc(at)
+        if follow_renames:
+            probes = pa.table(
+                {"path": [path], "at": pa.array([at], RESULT_SCHEMA.field("at").type)}
+            )
+            row = self.resolve_many(repo_id, probes, follow_renames=True).to_pylist()[0]
+            return Resolution(**row)
+        if self.cache is not None:
+            cached = self.cache.get(repo_id, path, at)
+            if cached is not None:
+                return cached
+        rows = self.store.query(_ONE, [repo_id, path, at, repo_id, path, at])
+        found = rows[0] if rows else None
+        if found is None:
+            answer = Resolution(path, at, None, None)
+        else:
+            answer = Resolution(path, at, found[0], found[1], found[2], found[3])
+        if self.cache is not None:
+            self.cache.put(repo_id, answer)
+        return answer
+
+    # -- many lookups in one query --------------------------------------------------------------
+    def resolve_many(
+        self, repo: str | Path, probes: ir.Table | pa.Table, *, follow_renames: bool = False
+    ) -> pa.Table:
+        """Answer every (path, at) row of ``probes`` in one query, in the probes' order.
+
+        Columns: path, at, commit_sha, change_type, committed_at, found_path.
+        """
+        expr = self.resolution_table(repo, probes, follow_renames=follow_renames)
+        result = self.store.to_pyarrow(expr)
+        return result.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+
+    def resolution_table(
+        self, repo: str | Path, probes: ir.Table | pa.Table, *, follow_renames: bool = False
+    ) -> ir.Table:
+        """The lookups as a lazy Ibis expression (to join further before running it)."""
+        repo_id = self.repo_id(repo)
+        numbered = _numbered(probes)
+        changes = self._changes(repo_id)
+        if follow_renames:
+            picked = self._follow(repo_id, numbered, changes)
+        else:
+            picked = _asof(numbered, changes)
+        again = changes.view()  # the same changes, joined a second time
+        answer = again.select(
+            a_path=again.path,
+            a_seq=again.chain_seq,
+            commit_sha=again.commit_sha,
+            change_type=again.change_type,
+            committed_at=again.committed_at,
+        )
+        picked = picked.view()  # a relation of its own, not a link more in the ASOF join chain
+        joined = picked.left_join(
+            answer, [picked.found_path == answer.a_path, picked.best_seq == answer.a_seq]
+        )
+        return joined.select(
+            PROBE, "path", "at", "commit_sha", "change_type", "committed_at", "found_path"
+        ).order_by(PROBE)
+
+    def _changes(self, repo_id: str) -> ir.Table:
+        """Every (path, commit) change of the repository; a rename also deletes its old path."""
+        commits = self.store.table("git_commits")
+        mine = commits.filter(commits.repo_id == repo_id)
+        cols = ("path", "chain_seq", "committed_at", "commit_sha", "change_type")
+        direct = mine.select(*cols)
+        renamed = mine.filter(mine.change_type == "R")
+        gone = renamed.select(
+            path=renamed.old_path,
+            chain_seq=renamed.chain_seq,
+            committed_at=renamed.committed_at,
+            commit_sha=renamed.commit_sha,
+            change_type=ibis.literal("D"),
+        )
+        # A path both renamed away and changed by one commit cannot happen without -B; keep
+        # the direct row if it ever does, so (path, chain_seq) stays a key.
+        gone = gone.anti_join(direct, ["path", "chain_seq"])
+        common = {name: dtype.copy(nullable=True) for name, dtype in direct.schema().items()}
+        return direct.cast(common).union(gone.cast(common), distinct=False)
+
+    def _follow(self, repo_id: str, numbered: ir.Table, changes: ir.Table) -> ir.Table:
+        """Answers following renames: each probed path's history continues into its old names.
+
+        Walking from the tip, a path keeps its name down to the latest rename that created it,
+        then continues as the old name (as ``git log --follow`` does). The names and the
+        chain ranges where each applies are found one rename generation per query.
+        """
+        segments = self._lineage(repo_id, numbered)
+        expanded = numbered.join(segments, numbered.path == segments.probe_path)
+        hits = expanded.join(
+            changes,
+            [
+                expanded.name == changes.path,
+                changes.chain_seq >= expanded.lo,
+                changes.chain_seq < expanded.hi,
+                changes.committed_at <= expanded.at,
+            ],
+        )
+        best = hits.group_by(PROBE).aggregate(best_seq=hits.chain_seq.max())
+        named = best.join(
+            expanded.select(PROBE, found_path=expanded.name, lo=expanded.lo, hi=expanded.hi),
+            PROBE,
+        )
+        named = named.filter(named.best_seq >= named.lo, named.best_seq < named.hi)
+        named = named.select(PROBE, "best_seq", "found_path")
+        out = numbered.left_join(named, PROBE)
+        return out.select(numbered[PROBE], "path", "at", "best_seq", "found_path")
+
+    def _lineage(self, repo_id: str, numbered: ir.Table) -> ir.Table:
+        commits = self.store.table("git_commits")
+        renames = commits.filter(commits.repo_id == repo_id, commits.change_type == "R")
+        paths = self.store.to_pyarrow(numbered.select("path").distinct())["path"].to_pylist()
+        top = 1 << 62
+        open_ = [(p, p, top) for p in paths]  # (probe path, name, chain_seq bound)
+        done: list[tuple[str, str, int, int]] = []
+        while open_:
+            frontier = ibis.memtable(
+                pa.table(
+                    {
+                        "probe_path": [o[0] for o in open_],
+                        "name": [o[1] for o in open_],
+                        "hi": pa.array([o[2] for o in open_], pa.int64()),
+                    }
+                )
+            )
+            hop = frontier.join(
+                renames, [frontier.name == renames.path, renames.chain_seq < frontier.hi]
+            )
+            latest = hop.group_by("probe_path", "name", "hi").aggregate(
+                lo=hop.chain_seq.max(), old=hop.old_path.arbitrary()
+            )
+            found = latest.join(
+                renames, [latest.name == renames.path, latest.lo == renames.chain_seq]
+            ).select("probe_path", "name", "hi", "lo", old=renames.old_path)
+            rows = {
+                (r["probe_path"], r["name"], r["hi"]): (r["lo"], r["old"])
+                for r in self.store.to_pyarrow(found).to_pylist()
+            }
+            next_open = []
+            for probe_path, name, hi in open_:
+                lo, old = rows.get((probe_path, name, hi), (0, None))
+                done.append((probe_path, name, lo, hi))
+                if old is not None:
+                    next_open.append((probe_path, old, lo))
+            open_ = next_open
+        return ibis.memtable(
+            pa.table(
+                {
+                    "probe_path": pa.array([d[0] for d in done], pa.string()),
+                    "name": pa.array([d[1] for d in done], pa.string()),
+                    "lo": pa.array([d[2] for d in done], pa.int64()),
+                    "hi": pa.array([d[3] for d in done], pa.int64()),
+                }
+            )
+        )
+
+
+def _numbered(probes: ir.Table | pa.Table) -> ir.Table:
+    """The probes with a row number (to keep their order) and ``at`` as UTC timestamps."""
+    if isinstance(probes, pa.Table):
+        missing = {"path", "at"} - set(probes.column_names)
+        if missing:
+            raise ConfigurationError(f"probes need columns path and at; missing {sorted(missing)}")
+        at = probes["at"]
+        if not pa.types.is_timestamp(at.type) or at.type.tz is None:
+            raise ConfigurationError(
+                "probes' at column must be timestamps with a time zone (an instant)"
+            )
+        probes = pa.table(
+            {
+                PROBE: pa.array(range(probes.num_rows), pa.int64()),
+                "path": probes["path"].cast(pa.string()),
+                "at": at.cast(pa.timestamp("us", tz="UTC")),
+            }
+        )
+        return ibis.memtable(probes)
+    if not {"path", "at"} <= set(probes.columns):
+        raise ConfigurationError("probes need columns path and at")
+    if not probes.at.type().is_timestamp() or probes.at.type().timezone is None:
+        raise ConfigurationError("probes' at column must be timestamps with a time zone")
+    return probes.select(
+        ibis.row_number().name(PROBE), "path", probes.at.cast("timestamp('UTC', 6)").name("at")
+    )
+
+
+def _asof(numbered: ir.Table, changes: ir.Table) -> ir.Table:
+    """Per probe, the highest chain_seq among the path's changes dated at or before ``at``."""
+    per_date = changes.group_by(f_path=changes.path, f_at=changes.committed_at).aggregate(
+        f_seq=changes.chain_seq.max()
+    )
+    running = ibis.window(group_by="f_path", order_by="f_at", rows=(None, 0))
+    frontier = per_date.select("f_path", "f_at", best_seq=per_date.f_seq.max().over(running))
+    joined = numbered.asof_join(
+        frontier, on=numbered.at >= frontier.f_at, predicates=numbered.path == frontier.f_path
+    )
+    return joined.select(
+        PROBE,
+        "path",
+        "at",
+        "best_seq",
+        found_path=ibis.ifelse(joined.best_seq.isnull(), ibis.null("string"), joined.path),
+    )
+
+
+def _one_lookup() -> str:
+    """The single-lookup query, built once, with bound parameters for repo, path and at."""
+
+    def side(path_column: str, change: exp.Expr, *extra: exp.Expr) -> exp.Select:
+        return (
+            exp.select(
+                exp.column("commit_sha", quoted=True),
+                exp.alias_(change, "change_type", quoted=True),
+                exp.column("committed_at", quoted=True),
+                exp.alias_(exp.column(path_column, quoted=True), "found_path", quoted=True),
+                exp.column("chain_seq", quoted=True),
+            )
+            .from_(exp.to_table("git_commits", quoted=True))
+            .where(
+                exp.column("repo_id", quoted=True).eq(exp.Placeholder()),
+                exp.column(path_column, quoted=True).eq(exp.Placeholder()),
+                exp.LTE(this=exp.column("committed_at", quoted=True), expression=exp.Placeholder()),
+                *extra,
+            )
+        )
+
+    direct = side("path", exp.column("change_type", quoted=True))
+    renamed_away = side(
+        "old_path", exp.Literal.string("D"), exp.column("change_type", quoted=True).eq("R")
+    )
+    both = exp.union(direct, renamed_away, distinct=False)
+    query = (
+        exp.select("commit_sha", "change_type", "committed_at", "found_path")
+        .from_(exp.alias_(exp.Subquery(this=both), "changes"))
+        .order_by(exp.Ordered(this=exp.column("chain_seq"), desc=True))
+        .limit(1)
+    )
+    return query.sql("duckdb")
+
+
+_ONE = _one_lookup()

@@ -1,0 +1,144 @@
+"""Sync a repository's first-parent history into git_repos, git_commits and git_refs.
+
+One ``git log`` reads the history; a second sync reads only the commits added since the last
+one. When the last synced commit is no longer on the ref's first-parent chain (a rebase, a
+reset, a force-push), the history was rewritten: the repository's rows are replaced and its
+cached lookups dropped, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ibis.expr.types as ir
+
+from egregora.git.command import git, git_text
+from egregora.git.log import History, read_history
+from egregora.git.repository import Tracked, locate, tip_of
+from egregora.storage.store import Storage
+
+REF_TYPES = {"refs/heads/": "branch", "refs/tags/": "tag", "refs/remotes/": "remote"}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync did; ``commits`` counts the synced first-parent history."""
+
+    repo_id: str
+    commits: int
+    file_changes: int
+    new_commits: int
+    rewritten: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sync_repository(
+    store: Storage, repo: str | Path, ref: str | None = None, *, full: bool = False
+) -> SyncResult:
+    """Bring the stored history of ``repo``'s ``ref`` (default: HEAD's branch) up to date.
+
+    ``full=True`` reads the whole history again and replaces the stored rows.
+    """
+    tracked = locate(repo, ref)
+    repo_id = tracked.repo_id
+    tip = tip_of(tracked)
+    last = None if full else _last_synced(store, repo_id)
+    root = Path(tracked.root)
+    rewritten = False
+    history: History | None = None
+    if last == tip:
+        history = History(repo_id)
+    elif last is not None and _is_ancestor(root, last, tip):
+        history = read_history(root, repo_id, tip, since=last)
+        if history.oldest_parent != last:  # joined the old history below ``last``
+            history = None
+    if history is None:
+        rewritten = last is not None
+        history = read_history(root, repo_id, tip)
+    replace = full or rewritten
+    tip_seq = int(git_text(root, "rev-list", "--first-parent", "--count", tip))
+    rows = history.to_arrow(tip_seq)
+    now = datetime.now(UTC)
+    with store.transaction():
+        store.write("git_repos", [_repo_row(tracked, tip, now)], mode="upsert")
+        if replace:
+            store.delete("git_commits", lambda t: t.repo_id == repo_id)
+            store.delete("git_lookup_cache", lambda t: t.repo_id == repo_id)
+        if rows.num_rows:
+            store.write("git_commits", rows)
+            if not replace:
+                _forget_answers_changed_by(store, repo_id, tip_seq - history.commits)
+        store.delete("git_refs", lambda t: t.repo_id == repo_id)
+        store.write("git_refs", _refs(root, repo_id, now))
+    commits = store.table("git_commits")
+    stored = store.execute(commits.filter(commits.repo_id == repo_id).count())
+    return SyncResult(repo_id, tip_seq, int(stored), history.commits, rewritten)
+
+
+def _last_synced(store: Storage, repo_id: str) -> str | None:
+    repos = store.table("git_repos")
+    found = store.to_pyarrow(
+        repos.filter(repos.repo_id == repo_id).select("last_synced_commit")
+    ).to_pylist()
+    return found[0]["last_synced_commit"] if found else None
+
+
+def _is_ancestor(root: Path, commit: str, tip: str) -> bool:
+    # Exit 1: not an ancestor; 128: the commit is gone (garbage-collected after a rewrite).
+    proc = git(root, "merge-base", "--is-ancestor", commit, tip, ok_codes=(0, 1, 128))
+    return proc.returncode == 0
+
+
+def _repo_row(tracked: Tracked, tip: str, now: datetime) -> dict[str, Any]:
+    return {
+        "repo_id": tracked.repo_id,
+        "root": tracked.root,
+        "tracked_ref": tracked.ref,
+        "last_synced_commit": tip,
+        "last_synced_at": now,
+    }
+
+
+def _forget_answers_changed_by(store: Storage, repo_id: str, base_seq: int) -> None:
+    """Drop cached answers the new commits change: their paths, at or after their dates.
+
+    Committer dates need not grow along history, so a new commit can change the answer for
+    any time at or after its own date, not only for times after the previous tip.
+    """
+    commits = store.table("git_commits")
+    new = commits.filter(commits.repo_id == repo_id, commits.chain_seq > base_seq)
+    earliest = new.committed_at.min()
+
+    def changed(t: ir.Table) -> ir.BooleanValue:
+        touched = t.path.isin(new.path) | t.path.isin(new.old_path.fill_null(""))
+        return (t.repo_id == repo_id) & touched & (t.at >= earliest.as_scalar())
+
+    store.delete("git_lookup_cache", changed)
+
+
+def _refs(root: Path, repo_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Every branch, tag and remote ref, peeled to the commit it names."""
+    fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+    out = git(root, "for-each-ref", f"--format={fmt}").stdout.decode("utf-8", "replace")
+    rows = []
+    for line in out.splitlines():
+        name, kind, sha, peeled_kind, peeled = line.split("\0")
+        ref_type = next((t for p, t in REF_TYPES.items() if name.startswith(p)), None)
+        commit = peeled if peeled_kind == "commit" else sha if kind == "commit" else None
+        if ref_type is None or commit is None or name.endswith("/HEAD"):
+            continue
+        rows.append(
+            {
+                "repo_id": repo_id,
+                "ref_name": name,
+                "ref_type": ref_type,
+                "commit_sha": commit,
+                "observed_at": now,
+            }
+        )
+    return rows
