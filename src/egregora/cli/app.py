@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from egregora import __version__
-from egregora.cli import db
+from egregora.cli import db, git
 from egregora.cli.output import quiet_library_warnings
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(git.app, name="git")
 
 
 def _version(value: bool) -> None:

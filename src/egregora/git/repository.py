@@ -35,8 +35,9 @@ def locate(repo: str | Path, ref: str | None = None) -> Tracked:
             raise GitError(f"HEAD of {root} is detached; pass --ref BRANCH to say which to sync")
         full = head.stdout.decode().strip()
     else:
-        full = git_text(path, "rev-parse", "--symbolic-full-name", ref)
-        if not full.startswith("refs/"):
+        named = git(path, "rev-parse", "--symbolic-full-name", ref, ok_codes=(0, 128))
+        full = named.stdout.decode("utf-8", "replace").strip()
+        if named.returncode != 0 or not full.startswith("refs/"):
             raise GitError(
                 f"{ref!r} is not a branch or tag of {root}; pass --ref with a branch or tag name"
             )
@@ -82,6 +83,12 @@ def locate_root(repo: str | Path) -> str:
     path = Path(repo).expanduser()
     if not path.exists():
         raise GitError(f"{repo} does not exist; pass the path of a git repository")
-    bare = git_text(path, "rev-parse", "--is-bare-repository") == "true"
+    probe = git(path, "rev-parse", "--is-bare-repository", ok_codes=(0, 128))
+    if probe.returncode != 0:
+        raise GitError(
+            f"{repo} is not inside a git repository; pass the path of a git working tree "
+            "(or of a bare repository)"
+        )
+    bare = probe.stdout.strip() == b"true"
     root = git_text(path, "rev-parse", "--absolute-git-dir" if bare else "--show-toplevel")
     return str(Path(root).resolve())

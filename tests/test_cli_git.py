@@ -1,0 +1,136 @@
+"""``egregora git sync`` and ``egregora git resolve``: output, exit codes and CSV round trips."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from egregora.cli.app import app
+
+runner = CliRunner()
+T0 = 1_700_000_000
+# Paths a CSV must quote: a comma, a double quote, a newline, spaces and unicode.
+TRICKY = ("a,b.md", 'say "hi".txt', "two\nlines.txt", "spaced name/ção.md")
+
+
+def _git(repo: Path, *args: str, when: int = T0) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": f"@{when} +0000",
+        "GIT_COMMITTER_DATE": f"@{when} +0000",
+        "GIT_AUTHOR_NAME": "Ana",
+        "GIT_AUTHOR_EMAIL": "ana@example.org",
+        "GIT_COMMITTER_NAME": "Ana",
+        "GIT_COMMITTER_EMAIL": "ana@example.org",
+    }
+    done = subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
+    return done.stdout.decode().strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """Two commits: every tricky path added at T0, the first one edited at T0 + 100."""
+    root = tmp_path / "site"
+    root.mkdir()
+    _git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    for name in TRICKY:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name, encoding="utf-8")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "add")
+    (root / TRICKY[0]).write_text("changed", encoding="utf-8")
+    _git(root, "commit", "-q", "-am", "edit", when=T0 + 100)
+    return root
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sync_prints_the_summary_the_issue_names_and_is_incremental(
+    repo: Path, db_path: Path
+) -> None:
+    code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
+    first = json.loads(out)
+    assert code == 0
+    assert set(first) == {"repo_id", "commits", "file_changes", "new_commits", "rewritten"}
+    assert (first["commits"], first["file_changes"], first["new_commits"]) == (2, 5, 2)
+    assert first["rewritten"] is False
+    code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
+    assert json.loads(out) == {**first, "new_commits": 0}
+
+
+def test_resolve_prints_the_commit_and_fails_clearly_before_the_first(
+    repo: Path, db_path: Path
+) -> None:
+    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    head = _git(repo, "rev-parse", "HEAD")
+    first = _git(repo, "rev-parse", "HEAD~1")
+    db = ("--db", str(db_path))
+    assert _run("git", "resolve", str(repo), TRICKY[0], f"@{T0 + 100}", *db)[:2] == (0, head + "\n")
+    iso = "2023-11-14T22:14:59+00:00"  # T0 + 99 s, written as ISO-8601
+    assert _run("git", "resolve", str(repo), TRICKY[0], iso, *db)[:2] == (0, first + "\n")
+    code, out, err = _run("git", "resolve", str(repo), TRICKY[0], f"@{T0 - 1}", *db)
+    assert code == 1 and out == "" and "no commit changed" in err and err.count("\n") == 1
+    code, out, _ = _run("git", "resolve", str(repo), TRICKY[1], f"@{T0}", *db, "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["commit_sha"] == first and answer["change_type"] == "A"
+    assert answer["exists"] is True
+    code, _, err = _run("git", "resolve", str(repo), TRICKY[0], "2023-11-14 22:00", *db)
+    assert code == 2 and "no UTC offset" in err
+
+
+def test_batch_resolve_round_trips_paths_csv_must_quote(
+    repo: Path, db_path: Path, tmp_path: Path
+) -> None:
+    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    head = _git(repo, "rev-parse", "HEAD")
+    first = _git(repo, "rev-parse", "HEAD~1")
+    probes = tmp_path / "probes.csv"
+    with probes.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "at"])
+        for name in TRICKY:
+            writer.writerow([name, f"@{T0 + 100}"])
+        writer.writerow(["never.md", f"@{T0 + 100}"])
+        writer.writerow([TRICKY[0], f"@{T0 - 5}"])
+    out = tmp_path / "answers.csv"
+    code, printed, _ = _run(
+        "git", "resolve", str(repo), "--batch", str(probes), "--out", str(out),
+        "--db", str(db_path), "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(printed)["probes"] == 6 and json.loads(printed)["missing"] == 2
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    assert [r["path"] for r in rows] == [*TRICKY, "never.md", TRICKY[0]]
+    assert [r["commit_sha"] for r in rows] == [head, first, first, first, "", ""]
+    assert [r["change_type"] for r in rows] == ["M", "A", "A", "A", "", ""]
+    assert rows[0]["at"] == f"@{T0 + 100}"
+
+
+def test_bad_input_names_the_fix(repo: Path, db_path: Path, tmp_path: Path) -> None:
+    code, _, err = _run("git", "sync", str(tmp_path / "nothing"), "--db", str(db_path))
+    assert code == 1 and "does not exist" in err
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, _, err = _run("git", "sync", str(plain), "--db", str(db_path))
+    assert code == 1 and "not inside a git repository" in err
+    code, _, err = _run("git", "sync", str(repo), "--ref", "nope", "--db", str(db_path))
+    assert code == 1 and "'nope' is not a branch or tag" in err
+    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    code, _, err = _run("git", "resolve", "elsewhere", "a.md", "@1", "--db", str(db_path))
+    assert code == 1 and "git sync" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,at\na.md,yesterday\n", encoding="utf-8")
+    code, _, err = _run("git", "resolve", str(repo), "--batch", str(bad), "--db", str(db_path))
+    assert code == 2 and "line 2" in err
+    code, _, err = _run("git", "resolve", str(repo), "--db", str(db_path))
+    assert code == 2 and "--batch" in err
