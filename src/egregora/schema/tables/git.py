@@ -72,8 +72,8 @@ GIT_COMMITS = Table(
         Index(
             "git_commits_path_time_idx",
             ("repo_id", "path", "committed_at"),
-            "the latest change of (repo, path) at or before T: WHERE repo_id = ? AND path = ? "
-            "AND committed_at <= ? ORDER BY committed_at DESC LIMIT 1",
+            "the changes of (repo, path) dated at or before T: WHERE repo_id = ? AND path = ? "
+            "AND committed_at <= ? (a lookup keeps the one with the highest chain_seq)",
             dialects=("postgres",),
         ),
     ),
