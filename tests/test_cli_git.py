@@ -134,3 +134,12 @@ def test_bad_input_names_the_fix(repo: Path, db_path: Path, tmp_path: Path) -> N
     assert code == 2 and "line 2" in err
     code, _, err = _run("git", "resolve", str(repo), "--db", str(db_path))
     assert code == 2 and "--batch" in err
+
+
+def test_show_prints_the_file_as_it_was(repo: Path, db_path: Path) -> None:
+    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    db = ("--db", str(db_path))
+    assert _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 99}", *db)[:2] == (0, TRICKY[0])
+    assert _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 100}", *db)[:2] == (0, "changed")
+    code, out, err = _run("git", "show", str(repo), TRICKY[0], f"@{T0 - 1}", *db)
+    assert code == 1 and out == "" and "did not exist yet" in err

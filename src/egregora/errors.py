@@ -72,3 +72,7 @@ class GitError(EgregoraError):
 
 class NotSyncedError(EgregoraError):
     """The repository (or ref) asked about has not been synced into this database."""
+
+
+class MissingVersionError(EgregoraError):
+    """The path had no version at the time asked about (not created yet, or deleted)."""

@@ -12,8 +12,9 @@ import pyarrow as pa
 import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, fail, reported_errors
-from egregora.errors import ConfigurationError
+from egregora.errors import ConfigurationError, MissingVersionError
 from egregora.git import GitHistoryResolver, parse_at, sync_repository
+from egregora.git.repository import file_at
 from egregora.storage.store import Storage
 
 app = typer.Typer(help="The git time machine: which version of a file was current at time T.")
@@ -100,6 +101,28 @@ def resolve(
         typer.echo(answer.commit_sha)
         if answer.change_type == "D":
             console.print(f"note: that commit deleted {answer.found_path}", highlight=False)
+
+
+@app.command()
+def show(
+    repo: Annotated[str, typer.Argument(help="A synced repository: its path or its repo_id.")],
+    path: Annotated[str, typer.Argument(help="The file's path in the repository.")],
+    at: Annotated[str, typer.Argument(help="ISO-8601 time with an offset, or @UNIX_SECONDS.")],
+    ref: RefOption = None,
+    follow: FollowOption = False,
+    db: DbOption = None,
+) -> None:
+    """Print PATH as it was at AT (exit 1 when it did not exist then)."""
+    with reported_errors(False), Storage.open(db, read_only=True) as store:
+        resolver = GitHistoryResolver(store)
+        repo_id = resolver.repo_id(repo, ref)
+        answer = resolver.resolve(repo_id, path, parse_at(at), follow_renames=follow)
+        if not answer.exists or answer.commit_sha is None or answer.found_path is None:
+            why = "was deleted by then" if answer.commit_sha else "did not exist yet"
+            raise MissingVersionError(f"{path!r} {why} at {at}; nothing to show")
+        content = file_at(store, repo_id, answer.commit_sha, answer.found_path)
+    sys.stdout.buffer.write(content)
+    sys.stdout.flush()
 
 
 def _resolve_batch(

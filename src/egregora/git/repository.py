@@ -92,3 +92,18 @@ def locate_root(repo: str | Path) -> str:
     bare = probe.stdout.strip() == b"true"
     root = git_text(path, "rev-parse", "--absolute-git-dir" if bare else "--show-toplevel")
     return str(Path(root).resolve())
+
+
+def file_at(store: Storage, repo_id: str, commit_sha: str, path: str) -> bytes:
+    """The bytes of ``path`` as ``commit_sha`` left it, read from the synced repository."""
+    repos = store.table("git_repos")
+    found = store.to_pyarrow(repos.filter(repos.repo_id == repo_id).select("root")).to_pylist()
+    if not found:
+        raise NotSyncedError(f"no synced repository is called {repo_id!r}; run `egregora git sync`")
+    root = Path(found[0]["root"])
+    if not root.exists():
+        raise GitError(f"{root} no longer exists; sync the repository from where it is now")
+    shown = git(root, "cat-file", "blob", f"{commit_sha}:{path}", ok_codes=(0, 128))
+    if shown.returncode != 0:
+        raise GitError(f"{path!r} is not a file in commit {commit_sha[:12]} of {root}")
+    return shown.stdout
