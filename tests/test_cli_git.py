@@ -123,6 +123,11 @@ def test_bad_input_names_the_fix(repo: Path, db_path: Path, tmp_path: Path) -> N
     plain.mkdir()
     code, _, err = _run("git", "sync", str(plain), "--db", str(db_path))
     assert code == 1 and "not inside a git repository" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _git(empty, "init", "-q")
+    code, _, err = _run("git", "sync", str(empty), "--db", str(db_path))
+    assert code == 1 and "has no commits yet" in err
     code, _, err = _run("git", "sync", str(repo), "--ref", "nope", "--db", str(db_path))
     assert code == 1 and "'nope' is not a branch or tag" in err
     assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0

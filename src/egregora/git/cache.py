@@ -43,6 +43,7 @@ class LookupCache:
         self.max_rows = max_rows
         self.flush_every = flush_every
         self._pending: dict[Key, dict[str, Any]] = {}
+        self._tips: dict[str, str | None] = {}  # each repository's synced tip, as last seen
         self.hits = 0
         self.misses = 0
 
@@ -50,11 +51,13 @@ class LookupCache:
         """The memoized answer, if one younger than the TTL exists (counted as a hit)."""
         from egregora.git.resolver import Resolution
 
+        found = self.store.query(_GET, [path, at, repo_id])
+        tip = found[0][0] if found else None
+        self._check_tip(repo_id, tip)
         key = (repo_id, path, at)
         row = self._pending.get(key)
-        if row is None:
-            found = self.store.query(_GET, [repo_id, path, at])
-            row = dict(zip(TABLE.column_names, found[0], strict=True)) if found else None
+        if row is None and found and found[0][1] is not None:
+            row = dict(zip(TABLE.column_names, found[0][1:], strict=True))
         now = datetime.now(UTC)
         if row is None or row["resolved_at"] < now - self.ttl:
             self.misses += 1
@@ -66,10 +69,14 @@ class LookupCache:
             at,
             row["commit_sha"],
             row["change_type"],
+            row["committed_at"],
             found_path=path if row["commit_sha"] else None,
         )
 
     def put(self, repo_id: str, answer: Resolution) -> None:
+        """Memoize ``answer`` (computed against the history synced now)."""
+        if repo_id not in self._tips:
+            self._check_tip(repo_id, self._current_tips([repo_id]).get(repo_id))
         now = datetime.now(UTC)
         self._stage(
             {
@@ -78,11 +85,28 @@ class LookupCache:
                 "at": answer.at,
                 "commit_sha": answer.commit_sha,
                 "change_type": answer.change_type,
+                "committed_at": answer.committed_at,
                 "resolved_at": now,
                 "last_accessed_at": now,
                 "hits": 0,
             }
         )
+
+    def _check_tip(self, repo_id: str, tip: str | None) -> None:
+        """Forget pending answers of a repository synced again since they were computed.
+
+        A sync drops the stored answers it changes, but cannot see these, held in memory.
+        """
+        if self._tips.get(repo_id, tip) != tip:
+            self._pending = {k: v for k, v in self._pending.items() if k[0] != repo_id}
+        self._tips[repo_id] = tip
+
+    def _current_tips(self, repo_ids: list[str]) -> dict[str, str | None]:
+        repos = self.store.table("git_repos")
+        rows = self.store.to_pyarrow(
+            repos.filter(repos.repo_id.isin(repo_ids)).select("repo_id", "last_synced_commit")
+        ).to_pylist()
+        return {r["repo_id"]: r["last_synced_commit"] for r in rows}
 
     def _stage(self, row: dict[str, Any]) -> None:
         self._pending[(row["repo_id"], row["path"], row["at"])] = row
@@ -92,8 +116,12 @@ class LookupCache:
     def flush(self) -> None:
         """Write pending answers and hits in one batch, then evict what the bounds exclude."""
         if self._pending:
+            repo_ids = sorted({k[0] for k in self._pending})
+            for repo_id, tip in self._current_tips(repo_ids).items():
+                self._check_tip(repo_id, tip)
             rows = list(self._pending.values())
-            self.store.write("git_lookup_cache", rows, mode="upsert")
+            if rows:
+                self.store.write("git_lookup_cache", rows, mode="upsert")
             self._pending.clear()
         self.evict()
 
@@ -132,11 +160,24 @@ class LookupCache:
 
 
 def _get() -> str:
-    where = [exp.column(c, quoted=True).eq(exp.Placeholder()) for c in TABLE.primary_key]
+    """The repository's synced tip, and the cached row for (path, at) if there is one."""
+    on = exp.and_(
+        exp.column("repo_id", table="c", quoted=True).eq(
+            exp.column("repo_id", table="r", quoted=True)
+        ),
+        exp.column("path", table="c", quoted=True).eq(exp.Placeholder()),
+        exp.column("at", table="c", quoted=True).eq(exp.Placeholder()),
+    )
     query = (
-        exp.select(*[exp.column(c, quoted=True) for c in TABLE.column_names])
-        .from_(exp.to_table("git_lookup_cache", quoted=True))
-        .where(*where)
+        exp.select(
+            exp.column("last_synced_commit", table="r", quoted=True),
+            *[exp.column(c, table="c", quoted=True) for c in TABLE.column_names],
+        )
+        .from_(exp.alias_(exp.to_table("git_repos", quoted=True), "r"))
+        .join(
+            exp.alias_(exp.to_table("git_lookup_cache", quoted=True), "c"), on=on, join_type="left"
+        )
+        .where(exp.column("repo_id", table="r", quoted=True).eq(exp.Placeholder()))
     )
     return query.sql("duckdb")
 

@@ -46,9 +46,13 @@ def locate(repo: str | Path, ref: str | None = None) -> Tracked:
 
 def tip_of(tracked: Tracked) -> str:
     """The commit the tracked ref points to now."""
-    return git_text(
-        Path(tracked.root), "rev-parse", "--verify", "--quiet", f"{tracked.ref}^{{commit}}"
-    )
+    spec = f"{tracked.ref}^{{commit}}"
+    found = git(Path(tracked.root), "rev-parse", "--verify", "--quiet", spec, ok_codes=(0, 1, 128))
+    if found.returncode != 0:
+        raise GitError(
+            f"{tracked.ref} of {tracked.root} has no commits yet; commit something, then sync"
+        )
+    return found.stdout.decode().strip()
 
 
 def find_repo_id(store: Storage, repo: str | Path, ref: str | None = None) -> str:

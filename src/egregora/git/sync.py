@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from egregora.git.command import git, git_text
@@ -105,20 +106,28 @@ def _repo_row(tracked: Tracked, tip: str, now: datetime) -> dict[str, Any]:
 
 
 def _forget_answers_changed_by(store: Storage, repo_id: str, base_seq: int) -> None:
-    """Drop cached answers the new commits change: their paths, at or after their dates.
+    """Drop the cached answers a new commit changes: its paths, at or after its date.
 
     Committer dates need not grow along history, so a new commit can change the answer for
     any time at or after its own date, not only for times after the previous tip.
     """
     commits = store.table("git_commits")
     new = commits.filter(commits.repo_id == repo_id, commits.chain_seq > base_seq)
-    earliest = new.committed_at.min()
+    renamed = new.filter(new.old_path.notnull())
+    touched = new.select(t_path=new.path, t_at=new.committed_at).union(
+        renamed.select(t_path=renamed.old_path.cast("!string"), t_at=renamed.committed_at)
+    )
+    cache = store.table("git_lookup_cache")
+    changed = cache.join(
+        touched,
+        [cache.repo_id == repo_id, cache.path == touched.t_path, cache.at >= touched.t_at],
+    )
+    doomed = changed.select(k=_key(changed)).distinct()
+    store.delete("git_lookup_cache", lambda t: _key(t).isin(doomed.k))
 
-    def changed(t: ir.Table) -> ir.BooleanValue:
-        touched = t.path.isin(new.path) | t.path.isin(new.old_path.fill_null(""))
-        return (t.repo_id == repo_id) & touched & (t.at >= earliest.as_scalar())
 
-    store.delete("git_lookup_cache", changed)
+def _key(t: ir.Table) -> ir.StructValue:
+    return ibis.struct({"repo_id": t.repo_id, "path": t.path, "at": t.at})
 
 
 def _refs(root: Path, repo_id: str, now: datetime) -> list[dict[str, Any]]:

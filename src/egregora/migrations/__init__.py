@@ -2,11 +2,11 @@
 
 from egregora.migrations.engine import MigrateResult, Status, migrate, migration_lock, status
 from egregora.migrations.executor import DryRunExecutor, DuckDBExecutor, Executor, PostgresExecutor
-from egregora.migrations.model import AddColumn, AddRule, CreateCatalog, Migration, Operation
+from egregora.migrations.model import AddColumns, AddRule, CreateCatalog, Migration, Operation
 from egregora.migrations.registry import catalog_at, shipped_migrations
 
 __all__ = [
-    "AddColumn",
+    "AddColumns",
     "AddRule",
     "CreateCatalog",
     "DryRunExecutor",

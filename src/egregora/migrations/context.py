@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlglot
@@ -66,42 +67,48 @@ class MigrationContext:
         else:
             self.rebuild(table)
 
-    def add_column(self, table: str, column: str, backfill: str | None) -> None:
-        """Add ``column`` as ``after`` declares it, filling existing rows from ``backfill``."""
+    def add_columns(
+        self, table: str, columns: tuple[str, ...], backfill: Mapping[str, str]
+    ) -> None:
+        """Add ``columns`` as ``after`` declares them, filling existing rows from ``backfill``."""
         decl = self.after[table]
-        spec = decl.column(column)
-        value = sqlglot.parse_one(backfill, read="duckdb") if backfill is not None else None
-        if value is None and not spec.nullable and self._has_rows(table):
+        specs = [decl.column(c) for c in columns]
+        values = {c: sqlglot.parse_one(sql_text, read="duckdb") for c, sql_text in backfill.items()}
+        unfilled = [s.name for s in specs if not s.nullable and s.name not in values]
+        if unfilled and self._has_rows(table):
             raise MigrationError(
-                f"migration {self.migration_id}: {table} has rows but the new column {column} is "
-                "NOT NULL and the migration gives no backfill; this egregora cannot migrate "
-                "that database (report it)"
+                f"migration {self.migration_id}: {table} has rows but the new NOT NULL "
+                f"column(s) {', '.join(unfilled)} have no backfill; this egregora cannot "
+                "migrate that database (report it)"
             )
         dialect = self.executor.dialect
         key = decl.primary_key
+
+        def add_and_fill(target: str) -> None:
+            for spec in specs:
+                self.executor.execute(sql.add_column(target, spec, dialect))
+                if spec.name in values:
+                    fill = sql.fill_column(target, spec.name, key, values[spec.name], dialect)
+                    self.executor.execute(fill)
+
         if dialect == "postgres":
-            self.executor.execute(sql.add_column(table, spec, dialect))
-            if value is not None:
-                self.executor.execute(sql.fill_column(table, column, key, value, dialect))
-            if not spec.nullable:
-                self.executor.execute(sql.set_not_null(table, column, dialect))
+            add_and_fill(table)
+            for spec in specs:
+                if not spec.nullable:
+                    self.executor.execute(sql.set_not_null(table, spec.name, dialect))
             for rule in decl.rules:
-                if column in rule.columns:
+                if set(columns) & set(rule.columns):
                     self.executor.execute(sql.add_check(table, rule, dialect))
             return
 
-        def fill(member: Table, aside: str) -> None:
-            if member.name != table:
-                return
-            self.executor.execute(sql.add_column(aside, spec, dialect))
-            if value is not None:
-                self.executor.execute(sql.fill_column(aside, column, key, value, dialect))
+        def patch(member: Table, aside: str) -> None:
+            if member.name == table:
+                add_and_fill(aside)
 
-        # The rows are copied aside with the new column filled, so they are refilled with it.
+        # The rows are copied aside with the new columns filled, so they are refilled with them.
         source = replace_table(self.before, decl)
-        rebuild_family(
-            self.executor, source, self.after, table, label=self.migration_id, patch=fill
-        )
+        label = self.migration_id
+        rebuild_family(self.executor, source, self.after, table, label=label, patch=patch)
 
     def _has_rows(self, table: str) -> bool:
         if self.executor.dry_run and table not in existing_tables(self.executor):

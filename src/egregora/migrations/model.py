@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,36 +74,37 @@ class AddRule(Operation):
 
 
 @dataclass(frozen=True)
-class AddColumn(Operation):
-    """Add a declared column; ``backfill`` (one SQL expression over the table's rows, window
-    functions allowed) gives existing rows a value. A NOT NULL column without a backfill can
-    only be added to an empty table."""
+class AddColumns(Operation):
+    """Add declared columns to one table; ``backfill`` maps a column to one SQL expression
+    over the table's rows (window functions allowed) that gives existing rows a value. A NOT
+    NULL column without a backfill can only be added to an empty table."""
 
     table: str
-    column: str
-    backfill: str | None = None
+    columns: tuple[str, ...]
+    backfill: Mapping[str, str] = field(default_factory=dict)
 
     def revert(self, catalog: Catalog) -> Catalog:
         table = catalog[self.table]
-        if self.column not in table.column_names:
-            raise ValueError(f"{self.table} declares no column {self.column!r}")
-        users = [r.name for r in table.checks if self.column in r.columns]
-        users += [u.name for u in table.uniques if self.column in u.columns]
-        users += [i.name for i in table.indexes if self.column in i.columns]
-        users += [fk.name for fk in table.foreign_keys if fk.column == self.column]
-        if self.column in table.primary_key or users:
-            raise ValueError(
-                f"{self.table}.{self.column} is used by {users or 'the primary key'}; "
-                "add those in a later migration"
-            )
-        kept = tuple(c for c in table.columns if c.name != self.column)
+        for column in self.columns:
+            if column not in table.column_names:
+                raise ValueError(f"{self.table} declares no column {column!r}")
+            users = [r.name for r in table.checks if column in r.columns]
+            users += [u.name for u in table.uniques if column in u.columns]
+            users += [i.name for i in table.indexes if column in i.columns]
+            users += [fk.name for fk in table.foreign_keys if fk.column == column]
+            if column in table.primary_key or users:
+                raise ValueError(
+                    f"{self.table}.{column} is used by {users or 'the primary key'}; "
+                    "add those in a later migration"
+                )
+        kept = tuple(c for c in table.columns if c.name not in self.columns)
         return replace_table(catalog, dataclasses.replace(table, columns=kept))
 
     def apply(self, ctx: MigrationContext) -> None:
-        ctx.add_column(self.table, self.column, self.backfill)
+        ctx.add_columns(self.table, self.columns, self.backfill)
 
     def describe(self) -> str:
-        return f"add column {self.column} to {self.table}"
+        return f"add column(s) {', '.join(self.columns)} to {self.table}"
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,17 @@ at or before T" must follow the chain, not the dates. Rows synced before this mi
 positions estimated from committer dates; `egregora git sync --full` recomputes them from git.
 """
 
-from egregora.migrations.model import AddColumn
+from egregora.migrations.model import AddColumns
 
 ID = "0003"
 DESCRIPTION = "git history records first-parent order"
 OPERATIONS = (
-    AddColumn(
+    AddColumns(
         "git_commits",
-        "chain_seq",
-        backfill="DENSE_RANK() OVER (PARTITION BY repo_id ORDER BY committed_at, commit_sha)",
+        ("chain_seq",),
+        backfill={
+            "chain_seq": "DENSE_RANK() OVER "
+            "(PARTITION BY repo_id ORDER BY committed_at, commit_sha)"
+        },
     ),
 )

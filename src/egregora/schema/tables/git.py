@@ -107,6 +107,7 @@ GIT_LOOKUP_CACHE = Table(
             "What that commit did to the path (D: it no longer existed).",
             one_of=CHANGE_TYPES,
         ),
+        col("committed_at", TIMESTAMPTZ, "That commit's committer date."),
         col("resolved_at", f"!{TIMESTAMPTZ}", "When the answer was computed."),
         col("last_accessed_at", f"!{TIMESTAMPTZ}", "When the answer was last read."),
         col("hits", "!int64", "How many times the answer was read.", min_value=0),
