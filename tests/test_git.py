@@ -458,9 +458,7 @@ def test_follow_renames_matches_git_log_follow(renames: tuple[GitRepo, Storage, 
     paths = ("a.txt", "b.txt", "c.txt", "other.txt", MISSING)
     probes = [(p, t) for p in paths for t in grid_times(repo, REF)]
     histories = {p: repo.follow_log(REF, p) if p != MISSING else [] for p in paths}
-    expected = {
-        (p, t): next((sha for sha, ct in histories[p] if ct <= t), None) for p, t in probes
-    }
+    expected = {(p, t): next((sha for sha, ct in histories[p] if ct <= t), None) for p, t in probes}
     assert any(expected[k] != repo.last_change(REF, k[0], k[1]) for k in probes[::7]), (
         "the scenario must have probes where following a rename changes the answer"
     )
