@@ -15,6 +15,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
+from benchmarks.git import GitCache, GitResolveLatency, GitResolveLoop, GitResolveMany, GitSync
 from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
@@ -189,4 +190,9 @@ CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     MigrateFromEmpty.name: MigrateFromEmpty,
     WriteMessagesValidated.name: WriteMessagesValidated,
     DocumentsPostsByAuthor.name: DocumentsPostsByAuthor,
+    GitSync.name: GitSync,
+    GitResolveMany.name: GitResolveMany,
+    GitResolveLoop.name: GitResolveLoop,
+    GitResolveLatency.name: GitResolveLatency,
+    GitCache.name: GitCache,
 }

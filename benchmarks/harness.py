@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -26,11 +26,16 @@ class Benchmark(ABC):
     path; ``time_case`` and ``time_baseline`` each return the seconds of the measured part only,
     so per-repetition setup (such as a fresh database) stays out of the numbers.
     ``time_extras`` may time further reference points (reported, not part of the ratio).
+    ``unit`` says what the returned numbers are (seconds per run unless a case divides them,
+    say per probe, to compare sides that do different amounts of work); ``extra_pairs`` names
+    extras reported as a ratio to another extra rather than to the case (such as two p99s).
     """
 
     name: str
     baseline: str
     note: str
+    unit: ClassVar[str] = "s"
+    extra_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
@@ -61,6 +66,8 @@ class Result:
     case_s: tuple[float, ...]
     baseline_s: tuple[float, ...]
     extras_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    unit: str = "s"
+    extra_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def median_case_s(self) -> float:
@@ -77,24 +84,35 @@ class Result:
     def median_extra_s(self, name: str) -> float:
         return statistics.median(self.extras_s[name])
 
+    def extra_ratio(self, name: str) -> tuple[str, float]:
+        """What extra ``name`` is compared with ("case" or another extra) and the ratio."""
+        other = dict(self.extra_pairs).get(name)
+        if other is None:
+            return "case", self.median_case_s / self.median_extra_s(name)
+        return other, self.median_extra_s(name) / self.median_extra_s(other)
+
     def to_dict(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {}
+        for name, samples in self.extras_s.items():
+            extras[name] = {
+                "median_s": self.median_extra_s(name),
+                "case_ratio": self.median_case_s / self.median_extra_s(name),
+                "samples_s": list(samples),
+            }
+            other, ratio = self.extra_ratio(name)
+            if other != "case":
+                extras[name] |= {"compared_with": other, "ratio": ratio}
         return {
             "case": self.name,
             "baseline": self.baseline,
             "rows": self.rows,
+            "unit": self.unit,
             "median_case_s": self.median_case_s,
             "median_baseline_s": self.median_baseline_s,
             "ratio": self.ratio,
             "case_s": list(self.case_s),
             "baseline_s": list(self.baseline_s),
-            "extras": {
-                name: {
-                    "median_s": self.median_extra_s(name),
-                    "case_ratio": self.median_case_s / self.median_extra_s(name),
-                    "samples_s": list(samples),
-                }
-                for name, samples in self.extras_s.items()
-            },
+            "extras": extras,
             "note": self.note,
         }
 
@@ -103,6 +121,27 @@ def require(condition: bool, problem: str) -> None:
     """Stop the run when the data does not take the path being measured (not an assert: -O)."""
     if not condition:
         raise RuntimeError(problem)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``samples``, interpolated between the nearest two."""
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def seconds_text(value: float) -> str:
+    """Three decimals, or three significant digits below 0.1 (per-probe times are tiny)."""
+    return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
+
+
+def ratio_text(ratio: float) -> str:
+    """``2.50x``; a ratio below 0.1 also as a fraction, so "1/3,400" reads as 3,400x faster."""
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.3g}x (1/{1 / ratio:,.0f})"
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -131,8 +170,8 @@ def measure(bench: Benchmark, repeats: int, log: Console) -> Result:
             for name, seconds in bench.time_extras().items():
                 extras.setdefault(name, []).append(seconds)
             log.print(
-                f"  {bench.name} {rep + 1}/{repeats}: case {case[-1]:.3f} s, "
-                f"baseline {base[-1]:.3f} s",
+                f"  {bench.name} {rep + 1}/{repeats}: case {seconds_text(case[-1])} "
+                f"{bench.unit}, baseline {seconds_text(base[-1])} {bench.unit}",
                 highlight=False,
             )
     finally:
@@ -145,6 +184,8 @@ def measure(bench: Benchmark, repeats: int, log: Console) -> Result:
         tuple(case),
         tuple(base),
         {name: tuple(samples) for name, samples in extras.items()},
+        bench.unit,
+        bench.extra_pairs,
     )
 
 
@@ -186,27 +227,38 @@ def results_table(results: Sequence[Result], title: str) -> RichTable:
     table = RichTable(title=title)
     table.add_column("case", no_wrap=True)
     table.add_column("baseline", no_wrap=True)
-    table.add_column("median case s", justify="right")
-    table.add_column("median baseline s", justify="right")
+    table.add_column("median case", justify="right")
+    table.add_column("median baseline", justify="right")
     table.add_column("ratio (case/baseline)", justify="right")
     table.add_column("rows", justify="right")
     for r in results:
         table.add_row(
             r.name,
             r.baseline,
-            f"{r.median_case_s:.3f}",
-            f"{r.median_baseline_s:.3f}",
-            f"{r.ratio:.2f}x",
+            f"{seconds_text(r.median_case_s)} {r.unit}",
+            f"{seconds_text(r.median_baseline_s)} {r.unit}",
+            ratio_text(r.ratio),
             f"{r.rows:,}",
         )
     return table
 
 
 def extra_lines(results: Sequence[Result]) -> list[str]:
-    """One line per extra reference point: its median and the case's ratio to it."""
-    return [
-        f"{r.name}: {name} median {r.median_extra_s(name):.3f} s "
-        f"(case / {name} = {r.median_case_s / r.median_extra_s(name):.2f}x)"
-        for r in results
-        for name in r.extras_s
-    ]
+    """One line per extra reference point: its median and the case's ratio to it; a paired
+    extra's line gives its partner's median too and their ratio instead."""
+    lines = []
+    for r in results:
+        partners = dict(r.extra_pairs)
+        for name in r.extras_s:
+            if name in partners.values():
+                continue  # on its partner's line
+            median = f"{r.name}: {name} median {seconds_text(r.median_extra_s(name))} {r.unit}"
+            other, ratio = r.extra_ratio(name)
+            if other == "case":
+                lines.append(f"{median} (case / {name} = {ratio_text(ratio)})")
+            else:
+                lines.append(
+                    f"{median}, {other} median {seconds_text(r.median_extra_s(other))} "
+                    f"{r.unit} ({name} / {other} = {ratio_text(ratio)})"
+                )
+    return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from egregora.errors import GitError
 CHUNK = 1 << 20
 # Ignore the user's configuration where it would change what git prints to us.
 _ENV = {"LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
-_CONFIG = ("-c", "log.showSignature=false", "-c", "core.quotePath=false", "-c", "log.mailmap=false")
+CONFIG = ("-c", "log.showSignature=false", "-c", "core.quotePath=false", "-c", "log.mailmap=false")
 
 
 def _git() -> str:
@@ -26,10 +27,11 @@ def _git() -> str:
 
 
 def _command(repo: Path, args: Sequence[str]) -> list[str]:
-    return [_git(), "-C", str(repo), *_CONFIG, *args]
+    return [_git(), "-C", str(repo), *CONFIG, *args]
 
 
-def _env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
+    """The environment git runs in (the user's, with the settings above)."""
     return {**os.environ, **_ENV}
 
 
@@ -37,7 +39,7 @@ def git(
     repo: Path, *args: str, ok_codes: tuple[int, ...] = (0,)
 ) -> subprocess.CompletedProcess[bytes]:
     """Run git in ``repo`` and return the finished process; other exit codes raise GitError."""
-    proc = subprocess.run(_command(repo, args), capture_output=True, env=_env(), check=False)
+    proc = subprocess.run(_command(repo, args), capture_output=True, env=git_env(), check=False)
     if proc.returncode not in ok_codes:
         raise GitError(_failure(repo, args, proc.stderr))
     return proc
@@ -50,22 +52,23 @@ def git_text(repo: Path, *args: str) -> str:
 @contextmanager
 def git_stream(repo: Path, *args: str) -> Iterator[Iterator[bytes]]:
     """Run git in ``repo`` and yield its standard output as chunks, read while git writes."""
-    proc = subprocess.Popen(
-        _command(repo, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        yield _chunks(proc.stdout)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        proc.stdout.close()
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    if proc.wait() != 0:
-        raise GitError(_failure(repo, args, stderr))
+    # stderr goes to a file: a pipe read only at the end could fill up and stall git.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            _command(repo, args), stdout=subprocess.PIPE, stderr=errors, env=git_env()
+        )
+        assert proc.stdout is not None
+        try:
+            yield _chunks(proc.stdout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        if proc.wait() != 0:
+            errors.seek(0)
+            raise GitError(_failure(repo, args, errors.read()))
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:

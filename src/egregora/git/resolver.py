@@ -104,7 +104,7 @@ class GitHistoryResolver:
             cached = self.cache.get(repo_id, path, at)
             if cached is not None:
                 return cached
-        rows = self.store.query(_ONE, [repo_id, path, at, repo_id, path, at])
+        rows = self.store.query(ONE_LOOKUP, [repo_id, path, at, repo_id, path, at])
         found = rows[0] if rows else None
         if found is None:
             answer = Resolution(path, at, None, None)
@@ -332,4 +332,4 @@ def _one_lookup() -> str:
     return query.sql("duckdb")
 
 
-_ONE = _one_lookup()
+ONE_LOOKUP = _one_lookup()

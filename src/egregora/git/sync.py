@@ -16,6 +16,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from egregora.git.cache import forget_pending
 from egregora.git.command import git, git_text
 from egregora.git.log import History, read_history
 from egregora.git.repository import Tracked, locate, tip_of
@@ -76,6 +77,8 @@ def sync_repository(
                 _forget_answers_changed_by(store, repo_id, tip_seq - history.commits)
         store.delete("git_refs", lambda t: t.repo_id == repo_id)
         store.write("git_refs", _refs(root, repo_id, now))
+    if replace or rows.num_rows:
+        forget_pending(store, repo_id)
     commits = store.table("git_commits")
     stored = store.execute(commits.filter(commits.repo_id == repo_id).count())
     return SyncResult(repo_id, tip_seq, int(stored), history.commits, rewritten)
