@@ -205,41 +205,31 @@ class Storage:
                     except duckdb.ConstraintException as exc:
                         raise ContractViolation(_database_report(declared, staged, exc)) from exc
                     except duckdb.Error as exc:
-                        cause = " ".join(str(exc).split())
-                        raise DatabaseError(
-                            f"writing {name} failed and was rolled back, nothing was written: "
-                            f"{type(exc).__name__}: {cause}"
-                        ) from exc
+                        raise _rolled_back(f"writing {name}", "written", exc) from exc
             finally:
                 drop(self.con, staged)
 
     def delete(self, name: str, where: Callable[[ir.Table], ir.BooleanValue]) -> int:
         """Delete the rows of ``name`` for which ``where(table)`` holds; return how many.
 
-        The predicate is an Ibis expression on the typed table, so callers write no SQL. A row
-        another table still references is refused by the database (DatabaseError), and the
-        delete is rolled back whole.
+        The predicate is an Ibis expression on the typed table (it may read other stored
+        tables), so callers write no SQL. A row another table still references is refused by
+        the database (DatabaseError), and the delete is rolled back whole.
         """
         declared = _declared(name)
         with self._lock:
             self._refuse_read_only()
             table = self.table(name)
             doomed = table.filter(where(table)).select(*declared.primary_key)
-            keys = [exp.column(c, quoted=True) for c in declared.primary_key]
-            key: exp.Expr = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
             query = self._backend.compiler.to_sqlglot(doomed)
             statement = exp.delete(table_ref(name)).where(
-                exp.In(this=key, query=exp.Subquery(this=query))
+                exp.In(this=_key(declared.primary_key), query=exp.Subquery(this=query))
             )
             with self.transaction():
                 try:
                     row = self.con.execute(statement.sql("duckdb")).fetchone()
                 except duckdb.Error as exc:
-                    cause = " ".join(str(exc).split())
-                    raise DatabaseError(
-                        f"deleting from {name} failed and was rolled back, nothing was "
-                        f"deleted: {type(exc).__name__}: {cause}"
-                    ) from exc
+                    raise _rolled_back(f"deleting from {name}", "deleted", exc) from exc
             return int(row[0]) if row else 0
 
     def _refuse_read_only(self) -> None:
@@ -488,12 +478,24 @@ def _same(columns: tuple[str, ...], left: str, right: str, *, null_safe: bool = 
     return exp.and_(*parts)
 
 
-def _in_keys(table: Table, source: str, alias: str | None = None) -> exp.Expr:
+def _key(columns: tuple[str, ...], alias: str | None = None) -> exp.Expr:
+    """A key as SQL: the column, or a tuple of the columns."""
     keys = [
         exp.column(c, table=alias, quoted=True) if alias else exp.column(c, quoted=True)
-        for c in table.primary_key
+        for c in columns
     ]
-    key: exp.Expr = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+    return keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+
+
+def _rolled_back(what: str, done: str, exc: duckdb.Error) -> DatabaseError:
+    cause = " ".join(str(exc).split())
+    return DatabaseError(
+        f"{what} failed and was rolled back, nothing was {done}: {type(exc).__name__}: {cause}"
+    )
+
+
+def _in_keys(table: Table, source: str, alias: str | None = None) -> exp.Expr:
+    key = _key(table.primary_key, alias)
     pick = exp.select(*[exp.column(c, quoted=True) for c in table.primary_key]).from_(
         table_ref(source)
     )
