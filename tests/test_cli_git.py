@@ -9,10 +9,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from egregora.cli.app import app
+from egregora.ddl import statements as sql
 
 runner = CliRunner()
 T0 = 1_700_000_000
@@ -130,13 +132,19 @@ def test_bad_input_names_the_fix(repo: Path, db_path: Path, tmp_path: Path) -> N
     assert code == 1 and "has no commits yet" in err
     code, _, err = _run("git", "sync", str(repo), "--ref", "nope", "--db", str(db_path))
     assert code == 1 and "'nope' is not a branch or tag" in err
+    with duckdb.connect(str(db_path), read_only=True) as con:  # refused syncs wrote nothing
+        for table in ("git_repos", "git_commits", "git_refs"):
+            assert con.execute(sql.count_rows(table, "duckdb")).fetchone() == (0,), table
     assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
     code, _, err = _run("git", "resolve", "elsewhere", "a.md", "@1", "--db", str(db_path))
     assert code == 1 and "git sync" in err
     bad = tmp_path / "bad.csv"
     bad.write_text("path,at\na.md,yesterday\n", encoding="utf-8")
-    code, _, err = _run("git", "resolve", str(repo), "--batch", str(bad), "--db", str(db_path))
-    assert code == 2 and "line 2" in err
+    out = tmp_path / "answers.csv"
+    code, _, err = _run(
+        "git", "resolve", str(repo), "--batch", str(bad), "--out", str(out), "--db", str(db_path)
+    )
+    assert code == 2 and "line 2" in err and not out.exists()
     code, _, err = _run("git", "resolve", str(repo), "--db", str(db_path))
     assert code == 2 and "--batch" in err
 
