@@ -46,7 +46,15 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "started_at": at(2),
                 "error": "model timed out",
             },
-            {"run_id": "run-3", "stage": "write", "status": "running", "started_at": at(3)},
+            {
+                "run_id": "run-3",
+                "stage": "write",
+                "status": "running",
+                "started_at": at(3),
+                "host": "host",
+                "pid": 4242,
+                "heartbeat_at": at(4),
+            },
         ],
         "documents": [
             {
@@ -152,6 +160,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "attempts": 0,
                 "max_attempts": 3,
                 "created_at": T0,
+                "available_at": T0,
             },
             {
                 "task_id": "task-2",
@@ -163,6 +172,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "lease_owner": "worker-1",
                 "lease_expires_at": at(10),
                 "created_at": T0,
+                "available_at": at(1),
             },
         ],
         "git_repos": [

@@ -29,6 +29,12 @@ def add_check(table: str, rule: Rule, dialect: Dialect) -> str:
     return tree.sql(dialect=dialect)
 
 
+def drop_constraint(table: str, name: str, dialect: Dialect) -> str:
+    """ALTER TABLE ... DROP CONSTRAINT (PostgreSQL; DuckDB needs a rebuild)."""
+    action = exp.Drop(this=ident(name), kind="CONSTRAINT")
+    return exp.Alter(this=table_ref(table), kind="TABLE", actions=[action]).sql(dialect=dialect)
+
+
 def add_column(table: str, column: Column, dialect: Dialect) -> str:
     """ALTER TABLE ... ADD COLUMN, without constraints (NOT NULL and CHECKs come after a fill)."""
     definition = exp.ColumnDef(this=ident(column.name), kind=sql_type(column.dtype, dialect))

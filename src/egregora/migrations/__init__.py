@@ -2,13 +2,23 @@
 
 from egregora.migrations.engine import MigrateResult, Status, migrate, migration_lock, status
 from egregora.migrations.executor import DryRunExecutor, DuckDBExecutor, Executor, PostgresExecutor
-from egregora.migrations.model import AddColumns, AddRule, CreateCatalog, Migration, Operation
+from egregora.migrations.model import (
+    AddColumns,
+    AddIndex,
+    AddRule,
+    CreateCatalog,
+    DropUnique,
+    Migration,
+    Operation,
+)
 from egregora.migrations.registry import catalog_at, shipped_migrations
 
 __all__ = [
     "AddColumns",
+    "AddIndex",
     "AddRule",
     "CreateCatalog",
+    "DropUnique",
     "DryRunExecutor",
     "DuckDBExecutor",
     "Executor",

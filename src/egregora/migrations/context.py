@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlglot
 
 from egregora.ddl import statements as sql
-from egregora.ddl.render import table_statements
+from egregora.ddl.render import create_indexes, table_statements
 from egregora.errors import MigrationError
 from egregora.migrations.executor import Executor
 from egregora.migrations.ledger import existing_tables
@@ -66,6 +67,21 @@ class MigrationContext:
             self.executor.execute(sql.add_check(table, rule, "postgres"))
         else:
             self.rebuild(table)
+
+    def drop_unique(self, table: str, name: str) -> None:
+        if self.executor.dialect == "postgres":
+            self.executor.execute(sql.drop_constraint(table, name, "postgres"))
+        else:
+            self.rebuild(table)
+
+    def add_index(self, table: str, name: str) -> None:
+        """Create the index where it is declared; a rebuild earlier in the migration may have
+        created it already, hence IF NOT EXISTS."""
+        decl = self.after[table]
+        indexes = tuple(i for i in decl.indexes if i.name == name)
+        only = dataclasses.replace(decl, indexes=indexes)
+        for tree in create_indexes(only, self.executor.dialect, if_not_exists=True):
+            self.executor.execute(tree.sql(dialect=self.executor.dialect))
 
     def add_columns(
         self, table: str, columns: tuple[str, ...], backfill: Mapping[str, str]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from egregora.schema.model import Catalog, Table
+from egregora.schema.model import Catalog, Table, Unique
 
 if TYPE_CHECKING:
     from egregora.migrations.context import MigrationContext
@@ -105,6 +105,48 @@ class AddColumns(Operation):
 
     def describe(self) -> str:
         return f"add column(s) {', '.join(self.columns)} to {self.table}"
+
+
+@dataclass(frozen=True)
+class DropUnique(Operation):
+    """Drop a UNIQUE constraint; ``unique`` is its declaration, which the catalog no longer has."""
+
+    table: str
+    unique: Unique
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        if any(u.name == self.unique.name for u in table.uniques):
+            raise ValueError(f"{self.table} still declares {self.unique.name!r}")
+        kept = (*table.uniques, self.unique)
+        return replace_table(catalog, dataclasses.replace(table, uniques=kept))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.drop_unique(self.table, self.unique.name)
+
+    def describe(self) -> str:
+        return f"drop unique {self.unique.name} from {self.table}"
+
+
+@dataclass(frozen=True)
+class AddIndex(Operation):
+    """Create an index the catalog declares (on the dialects it is declared for)."""
+
+    table: str
+    index: str
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        kept = tuple(i for i in table.indexes if i.name != self.index)
+        if len(kept) == len(table.indexes):
+            raise ValueError(f"{self.table} declares no index {self.index!r}")
+        return replace_table(catalog, dataclasses.replace(table, indexes=kept))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.add_index(self.table, self.index)
+
+    def describe(self) -> str:
+        return f"add index {self.index} to {self.table}"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Run and task records: what the pipeline did, and the work queue it draws from."""
 
-from egregora.schema.model import TIMESTAMPTZ, ForeignKey, Index, Table, Unique, col
+from egregora.schema.model import TIMESTAMPTZ, ForeignKey, Index, Table, col
 from egregora.schema.rules import Ordered, RequiredWhen
 
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
@@ -23,6 +23,9 @@ RUNS = Table(
         col("rows_out", "int64", "Rows the run wrote.", min_value=0),
         col("error", "string", "Why the run failed."),
         col("attrs", "json", "Free-form run attributes."),
+        col("host", "string", "Host name of the process that runs it."),
+        col("pid", "int64", "Process id of the process that runs it.", min_value=1),
+        col("heartbeat_at", TIMESTAMPTZ, "When the running process last said it is alive."),
     ),
     primary_key=("run_id",),
     checks=(
@@ -42,13 +45,13 @@ RUNS = Table(
 
 TASKS = Table(
     name="tasks",
-    description="A unit of queued work, leased by one worker at a time and deduplicated by key.",
+    description="Queued work, leased by one worker at a time; a dedupe key queued once at a time.",
     columns=(
         col("task_id", "!string", "Unique id of the task."),
         col("run_id", "string", "The run that enqueued the task."),
         col("task_type", "!string", "What kind of work the task is."),
         col("status", "!string", "Lifecycle state of the task.", one_of=TASK_STATUSES),
-        col("dedupe_key", "string", "Key that makes enqueuing the same work twice a no-op."),
+        col("dedupe_key", "string", "Enqueuing a key already pending or running is a no-op."),
         col("payload", "json", "Arguments of the task."),
         col("priority", "!int64", "Larger runs earlier among tasks of one type."),
         col("attempts", "!int64", "How many times the task was started.", min_value=0),
@@ -58,9 +61,9 @@ TASKS = Table(
         col("created_at", f"!{TIMESTAMPTZ}", "When the task was enqueued."),
         col("updated_at", TIMESTAMPTZ, "When the task last changed."),
         col("last_error", "string", "Error of the last failed attempt."),
+        col("available_at", f"!{TIMESTAMPTZ}", "Not claimed before this time (retry backoff)."),
     ),
     primary_key=("task_id",),
-    uniques=(Unique("tasks_dedupe_key_key", ("dedupe_key",), "one task per dedupe key"),),
     checks=(
         Ordered(
             "tasks_attempts_within_max",
@@ -85,6 +88,12 @@ TASKS = Table(
             "the next pending task of a type, oldest first: WHERE task_type = ? AND "
             "status = 'pending' ORDER BY created_at LIMIT 1",
             dialects=("postgres",),
+        ),
+        Index(
+            "tasks_dedupe_key_idx",
+            ("dedupe_key",),
+            "enqueue skips keys already queued: WHERE dedupe_key IN (...) AND status IN "
+            "('pending', 'running')",
         ),
     ),
 )
