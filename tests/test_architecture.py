@@ -21,8 +21,15 @@ ALLOWED: dict[str, set[str]] = {
     "migrations": {"schema", "ddl", "errors", ""},  # "" is the package root, for __version__
     "storage": {"schema", "ddl", "migrations", "contracts", "errors"},
     "git": {"schema", "storage", "errors"},  # a service on storage
-    "cli": {"schema", "ddl", "migrations", "contracts", "storage", "git", "errors", ""},
+    "assets": {"schema", "storage", "errors", "digest"},  # a service on storage
+    "runs": {"schema", "storage", "errors", "digest", ""},  # "" for __version__
+    "tasks": {"schema", "storage", "errors"},  # a service on storage
+    "cli": {
+        *("schema", "ddl", "migrations", "contracts", "storage", "errors", ""),
+        *("git", "assets", "runs", "tasks"),
+    },
     "errors": {"contracts"},  # for a type annotation only
+    "digest": {"errors"},  # content hashing, beside errors at the root
 }
 
 

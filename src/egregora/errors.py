@@ -76,3 +76,12 @@ class NotSyncedError(EgregoraError):
 
 class MissingVersionError(EgregoraError):
     """The path had no version at the time asked about (not created yet, or deleted)."""
+
+
+class NotFoundError(EgregoraError):
+    """A record asked for by id (a run, a task, a cached asset) does not exist."""
+
+
+class LeaseLostError(EgregoraError):
+    """A worker acted on a task it no longer holds: its lease expired and the task was claimed
+    again, or the task was superseded or finished meanwhile."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from egregora import __version__
-from egregora.cli import db, git
+from egregora.cli import cache, db, git, runs, tasks
 from egregora.cli.output import quiet_library_warnings
 
 app = typer.Typer(
@@ -16,6 +16,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(git.app, name="git")
+app.add_typer(cache.app, name="cache")
+app.add_typer(runs.app, name="runs")
+app.add_typer(tasks.app, name="tasks")
 
 
 def _version(value: bool) -> None:

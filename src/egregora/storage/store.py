@@ -60,13 +60,19 @@ class Storage:
     # -- opening and closing ------------------------------------------------------------------
     @classmethod
     def open(
-        cls, url: str | None = None, *, read_only: bool = False, timeout: float = 0.0
+        cls,
+        url: str | None = None,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        timeout: float = 0.0,
     ) -> Storage:
         """Open the database ``url`` (read as the CLI's ``--db``); nothing in it is changed.
 
         A DuckDB file held by another process raises DatabaseLockedError naming its PID; with
         ``timeout`` > 0 opening is retried until then. A missing file is created empty when
-        opened for writing (tables come from ``ensure_schema``).
+        opened for writing with ``create`` (tables come from ``ensure_schema``); otherwise it
+        raises DatabaseNotFoundError.
         """
         parsed = DatabaseURL.parse(url)
         if parsed.backend != "duckdb":
@@ -74,7 +80,7 @@ class Storage:
                 "Storage serves DuckDB databases today; PostgreSQL supports `egregora db "
                 "init/migrate/status` but not the Python gateway yet"
             )
-        backend = connect_duckdb(parsed, read_only=read_only, create=not read_only, timeout=timeout)
+        backend = connect_duckdb(parsed, read_only=read_only, create=create, timeout=timeout)
         return cls(backend, parsed, read_only)
 
     def close(self) -> None:
@@ -142,6 +148,22 @@ class Storage:
         """
         with self._lock:
             return self.con.execute(statement, list(parameters)).fetchall()
+
+    def change(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one UPDATE or DELETE built by sqlglot, with bound parameters; return the rows
+        of its RETURNING clause.
+
+        For state changes of stored rows (a task claimed, a lease renewed, hits counted) where
+        staging and validating a batch would cost many times the change itself. The database's
+        CHECKs, keys and foreign keys still judge every changed row; a refusal changes nothing
+        (one statement is atomic) and raises DatabaseError. New rows go through ``write``.
+        """
+        with self._lock:
+            self._refuse_read_only()
+            try:
+                return self.con.execute(statement, list(parameters)).fetchall()
+            except duckdb.Error as exc:
+                raise _rolled_back("a change", "changed", exc) from exc
 
     def to_pyarrow(self, expr: ir.Expr) -> Any:
         with self._lock:

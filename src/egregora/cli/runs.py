@@ -1,0 +1,85 @@
+"""``egregora runs``: what the pipeline ran, when, on what, and how it ended."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
+from egregora.cli.services import existing, when
+from egregora.runs import Run, RunStore
+from egregora.tasks import TaskStore
+
+app = typer.Typer(help="Run records: each pipeline stage run and how it ended.")
+
+
+@app.command("list")
+def list_runs(
+    status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="Only runs of this stage.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs, newest first. Runs whose process died are marked failed (stale) first."""
+    with reported_errors(as_json), existing(db) as store:
+        runs = RunStore(store)
+        stale = runs.mark_stale()
+        found = runs.list(status=status, stage=stage, limit=limit)
+    if as_json:
+        emit_json({"runs": [r.as_json() for r in found], "marked_stale": stale})
+        return
+    table = Table("stage", "status", "started", "duration", "rows in", "rows out")
+    table.add_column("run_id", no_wrap=True, overflow="fold")  # whole: `runs show` takes it
+    for run in found:
+        duration = run.duration
+        table.add_row(
+            run.stage,
+            run.status,
+            when(run.started_at),
+            "" if duration is None else f"{duration.total_seconds():.1f} s",
+            _count(run.rows_in),
+            _count(run.rows_out),
+            run.run_id,
+        )
+    console.print(table)
+    if stale:
+        console.print(f"marked {len(stale)} stale run(s) failed: {', '.join(stale)}", markup=False)
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run's id (see `egregora runs list`).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One run: its record, the runs it started, and its tasks by state."""
+    with reported_errors(as_json), existing(db) as store:
+        runs = RunStore(store)
+        runs.mark_stale()
+        run = runs.require(run_id)
+        children = runs.list(parent=run_id, limit=None)
+        tasks = TaskStore(store).counts(run_id)
+    if as_json:
+        emit_json(
+            {"run": run.as_json(), "children": [c.as_json() for c in children], "tasks": tasks}
+        )
+        return
+    _print_run(run)
+    for child in children:
+        console.print(f"  child {child.run_id} {child.stage} {child.status}", markup=False)
+    if any(tasks.values()):
+        summary = ", ".join(f"{n} {status}" for status, n in tasks.items() if n)
+        console.print(f"tasks: {summary}", markup=False)
+
+
+def _print_run(run: Run) -> None:
+    for name, value in run.as_json().items():
+        if value not in (None, {}, ""):
+            console.print(f"{name + ':':16}{value}", markup=False, highlight=False)
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(value)
