@@ -113,6 +113,14 @@ def test_each_earlier_version_with_data_upgrades_to_head(db_path: Path, start: s
         # Columns added since then were backfilled: history order estimated from dates.
         seqs = con.execute("SELECT commit_sha, chain_seq FROM git_commits ORDER BY path").fetchall()
         assert seqs == [("b" * 40, 2), ("a" * 40, 1), ("b" * 40, 2)]
+        # Tasks are available from their creation; a finished task's key may be queued again.
+        if start < "0006":
+            late = con.execute("SELECT count(*) FROM tasks WHERE available_at <> created_at")
+            assert late.fetchone() == (0,)
+        con.execute(
+            "INSERT INTO tasks SELECT * REPLACE ('task-again' AS task_id, 'succeeded' AS status,"
+            " NULL AS lease_owner, NULL AS lease_expires_at) FROM tasks WHERE task_id = 'task-1'"
+        )
     assert verify(url) == []
 
 

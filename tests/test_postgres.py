@@ -156,6 +156,20 @@ def test_migrations_on_postgres_add_the_new_rule_with_alter_table(
     with pytest.raises(psycopg.errors.CheckViolation):
         bad = dict(valid_rows()["git_lookup_cache"][0], path="other.md", change_type="Z")
         _insert(con, "git_lookup_cache", bad)
+    # 0005 dropped the dedupe key's UNIQUE (a finished task's key may be queued again) and
+    # indexed it; 0006 made existing tasks available from their creation.
+    late = con.execute("SELECT count(*) FROM tasks WHERE available_at <> created_at").fetchone()
+    assert late == (0,)
+    again = dict(valid_rows()["tasks"][0], task_id="task-again", status="succeeded")
+    _insert(con, "tasks", again)
+    indexes = con.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'tasks'",
+        (schema,),
+    ).fetchall()
+    assert ("tasks_dedupe_key_idx",) in indexes
+    assert ("tasks_dedupe_key_key",) not in indexes
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _insert(con, "runs", dict(valid_rows()["runs"][0], run_id="run-pid", pid=0))
 
 
 def test_a_held_migration_lock_is_reported_then_waited_for(
