@@ -28,9 +28,11 @@ def list_tasks(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Tasks in the order they would be claimed, and how many are in each state."""
+    """Tasks in the order they would be claimed, and how many are in each state. Tasks whose
+    lease lapsed are returned to pending first (or failed, when out of attempts)."""
     with reported_errors(as_json), existing(db) as store:
         queue = TaskStore(store)
+        queue.release_lapsed()
         found = queue.list(status=status, task_type=task_type, limit=limit)
         counts = queue.counts()
     if as_json:
