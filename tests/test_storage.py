@@ -989,3 +989,23 @@ def test_opening_a_missing_file_read_only_does_not_create_it(tmp_path: Path) -> 
     with pytest.raises(DatabaseNotFoundError):
         Storage.open(str(missing), read_only=True)
     assert not missing.exists()
+
+
+def test_a_change_the_database_refuses_changes_nothing(store: Storage) -> None:
+    """``change`` runs one UPDATE; a row it would break a CHECK of stays as it was."""
+    store.write("runs", [valid_rows()["runs"][2]])  # run-3, running
+    store.write("tasks", valid_rows()["tasks"])
+    before = store.to_pyarrow(store.table("tasks").order_by("task_id"))
+    with pytest.raises(DatabaseError, match=r"rolled back, nothing was changed.*attempts"):
+        store.change("UPDATE tasks SET attempts = ? WHERE task_id = ?", [99, "task-1"])
+    assert store.to_pyarrow(store.table("tasks").order_by("task_id")).equals(before)
+    count = store.change("UPDATE tasks SET priority = ? WHERE task_id = ?", [7, "task-1"])
+    assert count == [(1,)]
+    assert store.query("SELECT priority FROM tasks WHERE task_id = ?", ["task-1"]) == [(7,)]
+
+
+def test_open_without_create_refuses_a_missing_file_and_makes_none(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "egregora.duckdb"
+    with pytest.raises(DatabaseNotFoundError, match="no database at"):
+        Storage.open(str(path), create=False)
+    assert not path.parent.exists()
