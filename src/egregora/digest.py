@@ -25,10 +25,18 @@ def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spacing: equal configurations give equal text."""
     try:
         return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_plain,
         )
-    except ValueError as exc:  # NaN or a circular reference
-        raise ConfigurationError(f"cannot write the configuration as JSON: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # an odd type, NaN, or a circular reference
+        raise ConfigurationError(
+            f"cannot write the configuration as JSON: {exc}; use text, numbers, lists and "
+            "mappings"
+        ) from exc
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -64,10 +72,12 @@ def _feed(h: Any, value: Any) -> None:
     elif isinstance(value, dt.datetime | dt.date):
         _frame(h, b"t", value.isoformat().encode())
     elif isinstance(value, Mapping):
-        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        # Keys are hashed as values (1 and "1" differ), in an order that does not depend on
+        # the mapping's insertion order.
+        items = sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
         _frame(h, b"m", str(len(items)).encode())
         for key, item in items:
-            _feed(h, str(key))
+            _feed(h, key)
             _feed(h, item)
     elif isinstance(value, list | tuple):
         _frame(h, b"l", str(len(value)).encode())

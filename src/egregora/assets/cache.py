@@ -232,7 +232,7 @@ class AssetCache:
                 self._pending_hits -= stale[0]
         self.store.write("asset_cache", [row], mode="upsert")
         if self.budget_bytes is not None and self._total_bytes() > self.budget_bytes:
-            self.evict()
+            self._evict(self.budget_bytes, None, keep=key)
         return _asset(tuple(row.values()))
 
     def get_or_create(
@@ -283,6 +283,11 @@ class AssetCache:
         budget = self.budget_bytes if budget_bytes is None else budget_bytes
         if budget is not None and budget < 0:
             raise ConfigurationError(f"the budget must not be negative, not {budget}")
+        return self._evict(budget, kind)
+
+    def _evict(self, budget: int | None, kind: str | None, keep: str | None = None) -> Evicted:
+        """``evict``; ``keep`` (the entry ``put`` just wrote) counts as the most recent, even
+        when an older entry has the same access time."""
         self.flush()  # LRU order must see the reads counted in memory
         now = self.clock()
 
@@ -300,7 +305,11 @@ class AssetCache:
                 def over_budget(t: ir.Table) -> ir.BooleanValue:
                     mine = t.filter(scope(t))
                     newest_first = ibis.cumulative_window(
-                        order_by=[ibis.desc(mine.last_accessed_at), ibis.desc(mine.key)]
+                        order_by=[
+                            ibis.desc(mine.key == (keep or "")),
+                            ibis.desc(mine.last_accessed_at),
+                            ibis.desc(mine.key),
+                        ]
                     )
                     ranked = mine.select("key", kept=mine.size_bytes.sum().over(newest_first))
                     return t.key.isin(ranked.filter(ranked.kept > budget).key)
@@ -311,12 +320,13 @@ class AssetCache:
 
     def clear(self, kind: str | None = None) -> int:
         """Delete every entry (or every entry of ``kind``); return how many."""
-        with self._lock:
-            self._pending.clear()
-            self._pending_hits = 0
         if kind is None:
+            with self._lock:
+                self._pending.clear()
+                self._pending_hits = 0
             return self.store.delete("asset_cache", lambda t: ibis.literal(True))
         wanted = check_kind(kind)
+        self.flush()  # other kinds' reads counted in memory stay counted
         return self.store.delete("asset_cache", lambda t: t.kind == wanted)
 
     # -- stats ------------------------------------------------------------------------------------

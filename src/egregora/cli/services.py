@@ -10,7 +10,7 @@ from datetime import datetime
 from egregora.errors import ConfigurationError
 from egregora.storage.store import Storage
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
@@ -30,10 +30,13 @@ def parse_size(text: str) -> int:
         raise ConfigurationError(
             f"cannot read the size {text!r}; write bytes or a unit, for example 500MB or 2GiB"
         )
-    number, unit = float(found.group(1)), (found.group(2) or "").lower()
-    prefix = unit[:1] if unit[:1] in "kmgt" and unit else ""
+    number, unit = float(found.group(1)), found.group(2).lower()
+    prefix = unit[:1] if unit[:1] in ("k", "m", "g", "t") else ""
     base = 1024 ** ("kmgt".index(prefix) + 1) if prefix and "i" in unit else _UNITS[prefix]
-    return int(number * base)
+    size = number * base
+    if size != int(size):
+        raise ConfigurationError(f"{text!r} is not a whole number of bytes")
+    return int(size)
 
 
 def human_size(size: int) -> str:
