@@ -35,7 +35,9 @@ def parse_size(text: str) -> int:
     base = 1024 ** ("kmgt".index(prefix) + 1) if prefix and "i" in unit else _UNITS[prefix]
     size = number * base
     if size != int(size):
-        raise ConfigurationError(f"{text!r} is not a whole number of bytes")
+        raise ConfigurationError(
+            f"cannot read the size {text!r}: it is not a whole number of bytes"
+        )
     return int(size)
 
 
