@@ -19,7 +19,9 @@ app = typer.Typer(help="Run records: each pipeline stage run and how it ended.")
 def list_runs(
     status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
     stage: Annotated[str | None, typer.Option("--stage", help="Only runs of this stage.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="At most this many, newest first.")
+    ] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -23,7 +23,7 @@ def list_tasks(
         str | None, typer.Option("--type", help="Only tasks of this type.")
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", help="At most this many, next to run first.")
+        int, typer.Option("--limit", min=1, help="At most this many, next to run first.")
     ] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,

@@ -18,20 +18,23 @@ def _build(text: str) -> str:
     return sqlglot.parse_one(text, read="duckdb").sql("duckdb")
 
 
-# finished_at, rows_in, rows_out, heartbeat_at, run_id
+# A clock stepped back must not end a run before it started: finished_at is at least
+# started_at.
+# finished_at, rows_in, rows_out, attrs (JSON, NULL keeps them), heartbeat_at, run_id
 FINISH = _build(
-    "UPDATE runs SET status = 'succeeded', finished_at = ?, rows_in = ?, rows_out = ?, "
-    "heartbeat_at = ? WHERE run_id = ? AND status = 'running'"
+    "UPDATE runs SET status = 'succeeded', finished_at = greatest(?, started_at), "
+    "rows_in = ?, rows_out = ?, attrs = COALESCE(?, attrs), heartbeat_at = ? "
+    "WHERE run_id = ? AND status = 'running'"
 )
 # finished_at, error, heartbeat_at, run_id
 FAIL = _build(
-    "UPDATE runs SET status = 'failed', finished_at = ?, error = ?, heartbeat_at = ? "
-    "WHERE run_id = ? AND status = 'running'"
+    "UPDATE runs SET status = 'failed', finished_at = greatest(?, started_at), error = ?, "
+    "heartbeat_at = ? WHERE run_id = ? AND status = 'running'"
 )
 # finished_at, error, heartbeat_at, run_id
 CANCEL = _build(
-    "UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, heartbeat_at = ? "
-    "WHERE run_id = ? AND status = 'running'"
+    "UPDATE runs SET status = 'cancelled', finished_at = greatest(?, started_at), error = ?, "
+    "heartbeat_at = ? WHERE run_id = ? AND status = 'running'"
 )
 # heartbeat_at, run_id
 HEARTBEAT = _build("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'")

@@ -108,12 +108,25 @@ class RunStore:
 
     def heartbeat(self, run_id: str) -> None:
         """Say the run is still at work (long runs on another host call this now and then)."""
-        self._end(run_id, sql.HEARTBEAT, [self.clock()], "still running")
+        self._end(run_id, sql.HEARTBEAT, [self.clock()], "given a heartbeat")
 
-    def finish(self, run_id: str, rows_in: int | None = None, rows_out: int | None = None) -> Run:
-        """Mark the run succeeded with the rows it read and wrote."""
+    def finish(
+        self,
+        run_id: str,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        *,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Mark the run succeeded with the rows it read and wrote; ``attrs`` are added to the
+        run's attributes (a key given again replaces the one recorded at start)."""
         now = self.clock()
-        return self._end(run_id, sql.FINISH, [now, rows_in, rows_out, now], "finished")
+        with self.store.transaction():
+            merged = None
+            if attrs:
+                merged = canonical_json({**self.require(run_id).attrs, **dict(attrs)})
+            params = [now, rows_in, rows_out, merged, now]
+            return self._end(run_id, sql.FINISH, params, "finished")
 
     def fail(self, run_id: str, error: str | BaseException) -> Run:
         """Mark the run failed; ``error`` (text or the exception) says why."""
@@ -141,7 +154,7 @@ class RunStore:
         except BaseException as exc:
             self.fail(counts.run_id, exc)
             raise
-        self.finish(counts.run_id, counts.rows_in, counts.rows_out)
+        self.finish(counts.run_id, counts.rows_in, counts.rows_out, attrs=counts.attrs)
 
     def _end(self, run_id: str, statement: str, params: list[Any], what: str) -> Run:
         with self.store.transaction():
@@ -249,7 +262,8 @@ def _describe(error: str | BaseException) -> str:
     if isinstance(error, BaseException):
         last = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
         where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-        text = f"{type(error).__name__}: {error}{where}"
+        message = str(error)
+        text = f"{type(error).__name__}{': ' + message if message else ''}{where}"
     else:
         text = error
     if not text.strip():
