@@ -34,8 +34,7 @@ def canonical_json(value: Any) -> str:
         )
     except (TypeError, ValueError) as exc:  # an odd type, NaN, or a circular reference
         raise ConfigurationError(
-            f"cannot write the configuration as JSON: {exc}; use text, numbers, lists and "
-            "mappings"
+            f"cannot write the configuration as JSON: {exc}; use text, numbers, lists and mappings"
         ) from exc
 
 
