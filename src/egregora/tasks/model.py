@@ -113,8 +113,11 @@ class Backoff:
 
     def delay(self, attempt: int) -> timedelta:
         """How long to wait after failed attempt number ``attempt`` (1 for the first)."""
-        seconds = self.base.total_seconds() * self.factor ** max(attempt - 1, 0)
-        seconds = min(seconds, self.cap.total_seconds())
+        cap = self.cap.total_seconds()
+        try:
+            seconds = min(self.base.total_seconds() * self.factor ** max(attempt - 1, 0), cap)
+        except OverflowError:  # many attempts at a large factor: past any cap
+            seconds = cap
         if self.jitter:
             seconds *= 1 + random.uniform(-self.jitter, self.jitter)
         return timedelta(seconds=seconds)

@@ -304,7 +304,7 @@ def _rows(tasks: list[NewTask], ids: list[str], now: datetime) -> pa.Table:
 
 def _payload(task: NewTask) -> str:
     try:
-        return json.dumps(dict(task.payload), sort_keys=True, ensure_ascii=False)
+        return json.dumps(dict(task.payload), sort_keys=True, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
             f"the payload of a {task.task_type} task is not JSON: {exc}; pass plain values"
