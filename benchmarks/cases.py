@@ -18,6 +18,7 @@ from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.git import GitCache, GitResolveLatency, GitResolveLoop, GitResolveMany, GitSync
 from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
+from benchmarks.services import CacheEvict, CacheHit, TasksClaim, TasksEnqueueMany
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
 from egregora.contracts.contract import contract_for
@@ -195,4 +196,8 @@ CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     GitResolveLoop.name: GitResolveLoop,
     GitResolveLatency.name: GitResolveLatency,
     GitCache.name: GitCache,
+    TasksEnqueueMany.name: TasksEnqueueMany,
+    TasksClaim.name: TasksClaim,
+    CacheHit.name: CacheHit,
+    CacheEvict.name: CacheEvict,
 }

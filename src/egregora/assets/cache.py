@@ -167,8 +167,13 @@ class AssetCache:
         return replace(asset, hits=hits, last_accessed_at=now)
 
     def _read(self, key: str, now: datetime) -> Asset | None:
-        rows = self.store.query(sql.GET, [key, now])
-        return _asset(rows[0]) if rows else None
+        rows = self.store.query(sql.GET, [key])
+        if not rows:
+            return None
+        asset = _asset(rows[0])
+        if asset.expires_at is not None and asset.expires_at <= now:
+            return None  # expired: gone for readers, dropped by the next evict()
+        return asset
 
     def __contains__(self, key: str) -> bool:
         return self._read(key, self.clock()) is not None

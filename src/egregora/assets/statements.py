@@ -14,14 +14,13 @@ def _build(text: str) -> str:
     return sqlglot.parse_one(text, read="duckdb").sql("duckdb")
 
 
-# key, now: one entry by key, unless it has expired
+# key: one entry by key. Expiry is checked by the caller: with any further condition DuckDB
+# 1.5 scans the table instead of probing the primary key (0.8 ms against 0.37 ms per hit at
+# 10,000 entries, 5 ms against 0.5 ms at 100,000; benchmarks, case cache_hit).
 GET = (
     exp.select(*[exp.column(c, quoted=True) for c in COLUMNS])
     .from_(exp.to_table("asset_cache", quoted=True))
-    .where(
-        exp.column("key", quoted=True).eq(exp.Placeholder()),
-        sqlglot.parse_one("expires_at IS NULL OR expires_at > ?", read="duckdb"),
-    )
+    .where(exp.column("key", quoted=True).eq(exp.Placeholder()))
     .sql("duckdb")
 )
 
