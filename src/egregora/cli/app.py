@@ -6,6 +6,7 @@ import typer
 
 from egregora import __version__
 from egregora.cli import cache, db, git, runs, tasks
+from egregora.cli.ingest import ingest
 from egregora.cli.output import quiet_library_warnings
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(git.app, name="git")
 app.add_typer(cache.app, name="cache")
 app.add_typer(runs.app, name="runs")
 app.add_typer(tasks.app, name="tasks")
+app.command("ingest")(ingest)
 
 
 def _version(value: bool) -> None:

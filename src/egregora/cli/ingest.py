@@ -1,0 +1,78 @@
+"""``egregora ingest``: a WhatsApp export (.zip or .txt) into the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
+from egregora.errors import ConfigurationError
+from egregora.etl import ingest_export
+from egregora.etl.parse import DATE_ORDERS, DateOrder
+from egregora.runs import RunStore
+from egregora.storage.store import Storage
+
+
+def ingest(
+    path: Annotated[Path, typer.Argument(help="The exported .zip (chat and media) or the .txt.")],
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="IANA zone the export's times are in [default: this machine's]."),
+    ] = None,
+    thread: Annotated[
+        str | None,
+        typer.Option("--thread", help="Name of the chat [default: from the export's file name]."),
+    ] = None,
+    date_order: Annotated[
+        str | None,
+        typer.Option(
+            "--date-order",
+            help="dmy or mdy, for an export whose dates read both ways (it says so when needed).",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read a WhatsApp export into `messages` (media into `documents`); new messages only."""
+    with reported_errors(as_json):
+        order = _date_order(date_order)
+        with Storage.open(db) as store:
+            store.ensure_schema()
+            if as_json:
+                result = ingest_export(
+                    store, path, tz=tz, thread=thread, date_order=order, runs=RunStore(store)
+                )
+            else:
+                with console.status("ingesting") as status:
+                    result = ingest_export(
+                        store,
+                        path,
+                        tz=tz,
+                        thread=thread,
+                        date_order=order,
+                        runs=RunStore(store),
+                        progress=lambda step: status.update(f"ingesting {path.name}: {step}"),
+                    )
+    if as_json:
+        emit_json(result.summary())
+        return
+    guessed = " (from the order of the messages)" if result.date_order_guessed else ""
+    console.print(
+        f"{result.thread_id}: {result.messages} messages in the export, {result.new} new, "
+        f"{result.duplicates} already stored; {result.authors} authors, {result.media} media, "
+        f"{result.system} system notices; {result.media_files_new} of {result.media_files} "
+        f"media files stored; dates read {result.date_order}{guessed}, times in {result.timezone}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _date_order(text: str | None) -> DateOrder | None:
+    if text is None:
+        return None
+    for order in DATE_ORDERS:
+        if text.lower() == order:
+            return order
+    raise ConfigurationError(f"--date-order must be dmy or mdy, not {text!r}")

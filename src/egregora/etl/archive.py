@@ -1,0 +1,172 @@
+"""Open an export as WhatsApp writes it: a .zip (chat text plus media files) or the bare .txt.
+
+Everything is checked before anything is written: entry names (no absolute paths, no ``..``),
+the expanded size and compression ratio (zip bombs), the presence of the chat text, and its
+encoding. Media bytes are read lazily and counted as they are read, since a zip's sizes can lie.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from egregora.errors import EgregoraError
+
+MAX_EXPANDED = 8 << 30  # all entries together, expanded
+MAX_RATIO = 200  # expanded / compressed, for any entry larger than RATIO_FLOOR
+RATIO_FLOOR = 1 << 20
+MAX_ENTRIES = 100_000
+CHUNK = 1 << 20
+# iOS names the text _chat.txt; Android "WhatsApp Chat with NAME.txt" (PT: "Conversa do
+# WhatsApp com NAME.txt").
+_CHAT_NAME = re.compile(
+    r"(?:_chat|WhatsApp Chat with (?P<en>.+)|Conversa do WhatsApp com (?P<pt>.+))\.txt",
+    re.IGNORECASE,
+)
+
+
+class UnsafeArchiveError(EgregoraError):
+    """The archive could write outside its folder or expand beyond reason."""
+
+    exit_code = 2
+
+
+class ExportFileError(EgregoraError):
+    """The file is not an export that can be read (no chat text, not UTF-8, not a zip)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A media file inside the archive; ``read()`` checks its real size as it reads."""
+
+    archive: Path
+    name: str  # the file name as messages refer to it
+    member: str  # the path inside the zip
+    size: int
+
+    def read(self) -> bytes:
+        parts = []
+        total = 0
+        with zipfile.ZipFile(self.archive) as zf, zf.open(self.member) as stream:
+            while chunk := stream.read(CHUNK):
+                total += len(chunk)
+                if total > self.size:
+                    raise UnsafeArchiveError(
+                        f"{self.archive}: {self.member} expands beyond the {self.size} bytes "
+                        "its header declares; the archive is corrupt or hostile, nothing written"
+                    )
+                parts.append(chunk)
+        return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class Export:
+    """The chat text, the chat's name as the export gives it, and the media files."""
+
+    path: Path
+    text: str
+    chat_name: str
+    media: tuple[MediaFile, ...]
+
+
+def open_export(path: Path) -> Export:
+    """Read ``path`` (a .zip or a .txt) and check it; raise naming the cause and the fix."""
+    if not path.exists():
+        raise ExportFileError(f"{path} does not exist; give the path of the exported .zip or .txt")
+    if path.is_dir():
+        raise ExportFileError(f"{path} is a folder; give the exported .zip or the chat's .txt")
+    if zipfile.is_zipfile(path):
+        return _open_zip(path)
+    return Export(path, decode(path.read_bytes(), str(path)), _chat_name(path.name), ())
+
+
+def _open_zip(path: Path) -> Export:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            _check_members(path, infos)
+            chat = _chat_member(path, infos)
+            if chat.file_size > MAX_EXPANDED:
+                raise UnsafeArchiveError(f"{path}: the chat text is too large to be a chat")
+            raw = zf.read(chat)
+    except zipfile.BadZipFile as exc:
+        raise ExportFileError(
+            f"{path} is not a readable zip ({exc}); export the chat again"
+        ) from exc
+    media = tuple(
+        MediaFile(path, PurePosixPath(i.filename).name, i.filename, i.file_size)
+        for i in infos
+        if i is not chat and not PurePosixPath(i.filename).name.startswith(".")
+    )
+    return Export(path, decode(raw, f"{path}:{chat.filename}"), _chat_name(chat.filename), media)
+
+
+def _check_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    if len(infos) > MAX_ENTRIES:
+        raise UnsafeArchiveError(
+            f"{path} holds {len(infos)} files, more than the {MAX_ENTRIES} an export has; "
+            "nothing was written"
+        )
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in parts:
+            raise UnsafeArchiveError(
+                f"{path} has an entry {info.filename!r} that points outside the archive "
+                "(an absolute path or '..'); it is not a WhatsApp export, nothing was written"
+            )
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise UnsafeArchiveError(
+                f"{path}: {info.filename} expands {info.file_size // max(info.compress_size, 1)}"
+                f" times (more than {MAX_RATIO}x): a zip bomb, not an export; nothing was written"
+            )
+    expanded = sum(i.file_size for i in infos)
+    if expanded > MAX_EXPANDED:
+        raise UnsafeArchiveError(
+            f"{path} expands to {expanded} bytes, more than the {MAX_EXPANDED} allowed; "
+            "nothing was written"
+        )
+
+
+def _chat_member(path: Path, infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
+    texts = [i for i in infos if i.filename.lower().endswith(".txt")]
+    named = [i for i in texts if _CHAT_NAME.fullmatch(PurePosixPath(i.filename).name)]
+    candidates = named or texts
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ExportFileError(
+            f"{path} holds no chat text (no .txt file); export the chat from WhatsApp "
+            "(More > Export chat) and ingest that zip"
+        )
+    names = ", ".join(i.filename for i in candidates)
+    raise ExportFileError(f"{path} holds several chat texts ({names}); ingest one export at a time")
+
+
+def _chat_name(filename: str) -> str:
+    """The chat's name from the export's file name, or the file name itself."""
+    base = PurePosixPath(filename).name
+    found = _CHAT_NAME.fullmatch(base)
+    if found and (found.group("en") or found.group("pt")):
+        return (found.group("en") or found.group("pt")).strip()
+    return base.rsplit(".", 1)[0].strip() or "chat"
+
+
+def decode(raw: bytes, name: str) -> str:
+    """UTF-8 text (a byte-order mark is dropped; UTF-16 with its mark is read too)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ExportFileError(f"{name} starts as UTF-16 but is not: {exc.reason}") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ExportFileError(
+            f"{name} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "export the chat again, or convert it first (iconv -f LATIN1 -t UTF-8)"
+        ) from exc

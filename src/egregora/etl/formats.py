@@ -1,0 +1,107 @@
+"""What a WhatsApp export line looks like: headers, system notices, attachments (EN and PT).
+
+A message starts a line with its date and time, in one of two layouts:
+  Android  ``12/01/2024, 10:00 - Name: text``       (also ``12.01.24 10:00 - ``)
+  iOS      ``[12/01/2024, 10:00:00] Name: text``
+with a 24-hour or 12-hour clock (``10:00 PM``, often with a narrow no-break space before PM).
+Phones put invisible direction marks anywhere in a line; they are removed before matching.
+Lines that do not start with a header continue the message above.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Direction marks phones insert (LRM, RLM, embeddings, isolates); removed everywhere.
+MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+REMOVE_MARKS = str.maketrans("", "", MARKS)
+# No-break spaces (U+00A0, the narrow U+202F before AM/PM) read as plain spaces.
+SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
+CLEAN = {**REMOVE_MARKS, **SPACES}
+
+HEADER = re.compile(
+    r"""
+    (?P<open>\[)?
+    (?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),?\ +
+    (?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?
+    (?:\ ?(?P<ampm>[AaPp])\.?\ ?[Mm]\.?)?
+    (?(open)\]\ |\ [-\u2013]\ )
+    """,
+    re.VERBOSE,
+)
+
+# "Name: text". A name has no colon and no line break; the separator is ": ".
+AUTHOR = re.compile(r"(?P<author>[^:\n]{1,100}?): ")
+
+# Whole-notice patterns, English and Portuguese. An actor (a name, "You", "Você") has no colon,
+# so a message such as "Ana: I added salt" never reads as a notice.
+_ACTOR = r"[^:\n]{1,100}?"
+_NOTICES = [
+    # end-to-end encryption
+    r"Messages and calls are end-to-end encrypted\b.*",
+    r"Messages to this (?:group|chat) are now secured with end-to-end encryption\b.*",
+    r"As mensagens e (?:as )?chamadas s[ãa]o protegidas com a criptografia de ponta a ponta\b.*",
+    r"As mensagens (?:deste grupo|desta conversa) agora est[ãa]o protegidas\b.*",
+    # creating, joining, leaving, removing
+    rf"{_ACTOR} created (?:group|this group)\b.*",
+    rf"{_ACTOR} criou (?:o grupo|este grupo)\b.*",
+    rf"{_ACTOR} added .+",
+    rf"{_ACTOR} adicionou .+",
+    rf"{_ACTOR} removed .+",
+    rf"{_ACTOR} removeu .+",
+    rf"{_ACTOR} left",
+    rf"{_ACTOR} saiu",
+    rf"{_ACTOR} joined using this group's invite link",
+    rf"{_ACTOR} entrou usando o link de convite(?: deste grupo)?",
+    rf"{_ACTOR} joined from the community",
+    # group changes
+    rf"{_ACTOR} changed the (?:subject|group name)\b.*",
+    rf"{_ACTOR} (?:mudou|alterou) o (?:assunto|nome do grupo|nome)\b.*",
+    rf"{_ACTOR} changed (?:this group's|the group) (?:icon|description|settings)\b.*",
+    rf"{_ACTOR} deleted this group's icon",
+    rf"{_ACTOR} (?:mudou|alterou|apagou) a (?:imagem|descri[çc][ãa]o|foto)"
+    r" (?:deste grupo|do grupo)\b.*",
+    rf"{_ACTOR} (?:mudou|alterou) as configura[çc][õo]es (?:deste grupo|do grupo)\b.*",
+    r"You're now an admin",
+    r"Voc[êe] agora [ée] (?:um )?admin\b.*",
+    # disappearing messages
+    rf"{_ACTOR} turned (?:on|off) disappearing messages\b.*",
+    r"Disappearing messages were turned (?:on|off)\b.*",
+    rf"{_ACTOR} (?:ativou|desativou) as mensagens tempor[áa]rias\b.*",
+    r"As mensagens tempor[áa]rias foram (?:ativadas|desativadas)\b.*",
+    # numbers and security codes
+    rf"{_ACTOR} changed (?:their|your) phone number\b.*",
+    rf"{_ACTOR} (?:mudou|alterou) (?:seu|o) n[úu]mero de telefone\b.*",
+    r"Your security code with .+ changed\b.*",
+    r"O c[óo]digo de seguran[çc]a (?:de|com) .+ (?:mudou|foi alterado)\b.*",
+]
+NOTICE = re.compile("(?:" + "|".join(_NOTICES) + r")\Z", re.IGNORECASE | re.DOTALL)
+
+# Attachments: "<attached: NAME>" (iOS), "NAME (file attached)" (Android), in EN and PT; an
+# optional caption follows on the next lines.
+ATTACHED = re.compile(
+    r"(?:<(?:attached|anexado): (?P<ios>[^>\n]+)>"
+    r"|(?P<android>[^\n]+?) \((?:file attached|arquivo anexado)\))"
+    r"(?:\n(?P<caption>.*))?\Z",
+    re.DOTALL,
+)
+# Media the export left out: no file to link.
+OMITTED = re.compile(
+    r"(?:<Media omitted>|<M[íi]dia oculta>|<M[íi]dia omitida>"
+    r"|(?:image|video|audio|sticker|GIF|document) omitted"
+    r"|(?:imagem|v[íi]deo|[áa]udio|figurinha|documento|GIF) (?:ocultad[oa]|omitid[oa]))\Z",
+    re.IGNORECASE,
+)
+
+_MEDIA_TYPES = {
+    "image": ("jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tif", "tiff"),
+    "video": ("mp4", "mov", "3gp", "avi", "mkv", "webm", "m4v"),
+    "audio": ("opus", "ogg", "oga", "mp3", "m4a", "aac", "wav", "amr", "flac"),
+}
+_BY_EXTENSION = {ext: kind for kind, exts in _MEDIA_TYPES.items() for ext in exts}
+
+
+def media_type(filename: str) -> str:
+    """image, video, audio or document, from the file's extension."""
+    _, dot, ext = filename.rpartition(".")
+    return _BY_EXTENSION.get(ext.lower(), "document") if dot else "document"

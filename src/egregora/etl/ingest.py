@@ -1,0 +1,394 @@
+"""Ingest a WhatsApp export into `messages` (and its media into `documents`), idempotently.
+
+Every entry that starts a line becomes one row with a deterministic event_id (a hash of the
+thread, the local time as written, the author, the text, the attachment, and how many identical
+entries came before it), so ingesting an export again, or a longer export of the same chat,
+adds only what is new. New messages take the positions (``seq``) after the thread's last one.
+Authors are stored with a pseudonym, UUID5 of the thread and the name. Local times become
+TIMESTAMPTZ in ``tz``.
+
+Media files in a zip become `documents` of doc_type media, their bytes kept beside the database
+in ``media/<sha256[:2]>/<sha256>.<ext>`` (content-addressed: the same file is stored once, and
+a user can back it up, browse it, or serve it with the site as it is). Nothing is written
+until every check has passed; rows land in one transaction, and files written for a batch that
+then fails are removed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import mimetypes
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egregora.errors import ConfigurationError
+from egregora.etl.archive import Export, MediaFile, open_export
+from egregora.etl.formats import media_type
+from egregora.etl.parse import DateOrder, Entries, parse_export
+from egregora.runs import RunStore
+from egregora.storage.store import Storage
+
+SOURCE = "whatsapp"
+AUTHORS = uuid.UUID("6f1c4a52-8f0e-5b7a-9d0c-3e2b1a4f5c6d")  # namespace of author pseudonyms
+MEDIA_FOLDER = "media"
+_SLUG = re.compile(r"[^a-z0-9]+")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    thread_id: str
+    messages: int  # entries in the export
+    new: int  # written now
+    duplicates: int  # already stored
+    authors: int
+    media: int  # media messages in the export
+    system: int  # system notices in the export
+    media_files: int  # media files in the archive
+    media_files_new: int
+    date_order: str
+    date_order_guessed: bool
+    timezone: str
+
+    def summary(self) -> dict[str, object]:
+        """The JSON summary `egregora ingest --json` prints."""
+        return {
+            "thread_id": self.thread_id,
+            "messages": self.messages,
+            "new": self.new,
+            "duplicates": self.duplicates,
+            "authors": self.authors,
+            "media": self.media,
+            "system": self.system,
+        }
+
+
+def ingest_export(
+    store: Storage,
+    path: Path,
+    *,
+    tz: str | None = None,
+    thread: str | None = None,
+    date_order: DateOrder | None = None,
+    media_dir: Path | None = None,
+    runs: RunStore | None = None,
+    parent_run: str | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Read the export at ``path`` (.zip or .txt) into ``store``; see the module docstring.
+
+    With ``runs``, the ingest is recorded as a run of stage ``ingest`` (under ``parent_run``)
+    once the export has passed every check, and its rows name that run.
+    """
+    say = progress or (lambda _: None)
+    zone_name = timezone_name(tz)
+    say("reading the export")
+    export = open_export(path)
+    say("parsing messages")
+    entries = parse_export(export.text, name=str(path), date_order=date_order)
+    thread_id = thread_slug(thread or export.chat_name)
+    folder = media_folder(store, media_dir) if export.media else None
+    now = datetime.now(UTC)
+    say("checking what is stored")
+    ids = event_ids(thread_id, entries)
+    messages = store.table("messages")
+    stored = store.to_pyarrow(
+        messages.filter((messages.source == SOURCE) & (messages.thread_id == thread_id)).select(
+            "event_id", "seq"
+        )
+    )
+    known = set(stored["event_id"].to_pylist())
+    seqs = stored["seq"].to_pylist()
+    next_seq = (max(seqs) + 1) if seqs else 0
+    fresh = [i for i, event in enumerate(ids) if event not in known]
+    fresh_ids = {ids[i] for i in fresh}
+    say("reading media")
+    media_rows, files = _media(store, export, entries, thread_id, zone_name, now)
+    say("writing")
+    run_id = None
+    if runs is not None:
+        config = {"tz": zone_name, "thread": thread_id, "date_order": entries.date_order}
+        run_id = runs.start("ingest", config, inputs=[path], parent=parent_run)
+    rows = _message_rows(entries, ids, fresh, thread_id, zone_name, next_seq, now, run_id)
+    for row in media_rows:
+        row["created_by_run"] = run_id
+    written = _store_files(folder, files) if folder is not None else []
+    try:
+        with store.transaction():
+            if rows.num_rows:
+                store.write("messages", rows)
+            if media_rows:
+                store.write("documents", media_rows)
+    except BaseException as exc:
+        _undo_created_files(written)
+        if runs is not None and run_id is not None:
+            runs.fail(run_id, exc)
+        raise
+    if runs is not None and run_id is not None:
+        runs.finish(run_id, rows_in=len(entries), rows_out=rows.num_rows + len(media_rows))
+    authors = {a for a in entries.authors if a is not None}
+    return IngestResult(
+        thread_id=thread_id,
+        messages=len(entries),
+        new=len(fresh_ids),
+        duplicates=len(entries) - len(fresh),
+        authors=len(authors),
+        media=entries.kinds.count("media"),
+        system=entries.kinds.count("system"),
+        media_files=len(export.media),
+        media_files_new=len(media_rows),
+        date_order=entries.date_order,
+        date_order_guessed=entries.date_order_guessed,
+        timezone=zone_name,
+    )
+
+
+# -- identities ---------------------------------------------------------------------------------
+def thread_slug(name: str) -> str:
+    """A thread id from a chat's name: lower case, words joined by '-'."""
+    slug = _SLUG.sub("-", name.lower()).strip("-")
+    return slug or "chat"
+
+
+def author_uuid(thread_id: str, name: str) -> str:
+    """The stable pseudonym of ``name`` in ``thread_id`` (UUID5): no document needs the name."""
+    return str(uuid.uuid5(AUTHORS, f"{SOURCE}\x1f{thread_id}\x1f{name}"))
+
+
+def event_ids(thread_id: str, entries: Entries) -> list[str]:
+    """Deterministic ids: the same entry of the same chat has the same id in any export."""
+    out = []
+    stamps: dict[datetime, str] = {}
+    for when, author, text, filename, nth in zip(
+        entries.local_times,
+        entries.authors,
+        entries.texts,
+        entries.media_filenames,
+        entries.occurrences,
+        strict=True,
+    ):
+        stamp = stamps.get(when)
+        if stamp is None:
+            stamp = stamps[when] = when.isoformat()
+        key = f"{SOURCE}\x1f{thread_id}\x1f{stamp}\x1f{author}\x1f{text}\x1f{filename}\x1f{nth}"
+        out.append(hashlib.blake2b(key.encode(), digest_size=16).hexdigest())
+    return out
+
+
+# -- time zones ---------------------------------------------------------------------------------
+def timezone_name(tz: str | None) -> str:
+    """An IANA zone name (``--tz``, else the machine's), checked to exist."""
+    if tz is None:
+        return local_zone()
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"unknown time zone {tz!r}; give an IANA name such as Europe/Lisbon or "
+            "America/Sao_Paulo"
+        ) from exc
+    return tz
+
+
+def local_zone() -> str:
+    """The machine's zone: $TZ, /etc/localtime's target, /etc/timezone, else UTC's offset now."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):  # no such link: not this kind of system
+        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[-1])
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    for name in candidates:
+        if name:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+            return name
+    offset = datetime.now().astimezone().strftime("%z")
+    return f"{offset[:3]}:{offset[3:]}"
+
+
+def _aware(times: list[datetime], zone_name: str) -> pa.Array:
+    naive = pa.array(times, pa.timestamp("us"))
+    # A time that a DST change skips is moved forward; one it repeats is the earlier instant.
+    local = pc.assume_timezone(
+        naive, timezone=zone_name, ambiguous="earliest", nonexistent="latest"
+    )
+    return local.cast(pa.timestamp("us", tz="UTC"))
+
+
+# -- rows -----------------------------------------------------------------------------------------
+def _message_rows(
+    entries: Entries,
+    ids: list[str],
+    fresh: list[int],
+    thread_id: str,
+    zone_name: str,
+    first_seq: int,
+    now: datetime,
+    run_id: str | None,
+) -> pa.Table:
+    pseudonyms: dict[str, str] = {}
+
+    def pseudonym(name: str | None) -> str | None:
+        if name is None:
+            return None
+        found = pseudonyms.get(name)
+        if found is None:
+            found = pseudonyms[name] = author_uuid(thread_id, name)
+        return found
+
+    n = len(fresh)
+    authors = [entries.authors[i] for i in fresh]
+    omitted = '{"media_omitted": true}'
+    return pa.table(
+        {
+            "event_id": pa.array([ids[i] for i in fresh], pa.string()),
+            "source": pa.array([SOURCE] * n, pa.string()),
+            "thread_id": pa.array([thread_id] * n, pa.string()),
+            "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
+            "ts": _aware([entries.local_times[i] for i in fresh], zone_name),
+            "kind": pa.array([entries.kinds[i] for i in fresh], pa.string()),
+            "author_raw": pa.array(authors, pa.string()),
+            "author_uuid": pa.array([pseudonym(a) for a in authors], pa.string()),
+            "text": pa.array([entries.texts[i] for i in fresh], pa.string()),
+            "media_filename": pa.array([entries.media_filenames[i] for i in fresh], pa.string()),
+            "media_type": pa.array([entries.media_types[i] for i in fresh], pa.string()),
+            "attrs": pa.array(
+                [omitted if entries.omitted_media[i] else None for i in fresh], pa.string()
+            ),
+            "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            "created_by_run": pa.array([run_id] * n, pa.string()),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _File:
+    digest: str
+    suffix: str
+    content: bytes
+
+    @property
+    def relative(self) -> str:
+        return f"{self.digest[:2]}/{self.digest}{self.suffix}"
+
+
+def _media(
+    store: Storage,
+    export: Export,
+    entries: Entries,
+    thread_id: str,
+    zone_name: str,
+    now: datetime,
+) -> tuple[list[dict[str, object]], list[_File]]:
+    """Document rows for media files not stored yet, and the files to keep."""
+    if not export.media:
+        return [], []
+    sent: dict[str, datetime] = {}
+    for when, filename in zip(entries.local_times, entries.media_filenames, strict=True):
+        if filename is not None:
+            sent.setdefault(filename, when)
+    first_sent = _aware(list(sent.values()), zone_name).to_pylist() if sent else []
+    sent_at = dict(zip(sent, first_sent, strict=True))
+    candidates = [(media, _media_id(thread_id, media)) for media in export.media]
+    documents = store.table("documents")
+    wanted = [doc_id for _, doc_id in candidates]
+    stored = store.to_pyarrow(documents.filter(documents.id.isin(wanted)).select("id"))
+    have = set(stored["id"].to_pylist())
+    rows: list[dict[str, object]] = []
+    files: list[_File] = []
+    for media, doc_id in candidates:
+        if doc_id in have:
+            continue
+        content = media.read()
+        digest = hashlib.sha256(content).hexdigest()
+        suffix = PurePosixPath(media.name).suffix.lower()
+        file = _File(digest, suffix, content)
+        files.append(file)
+        rows.append(
+            {
+                "id": doc_id,
+                "doc_type": "media",
+                "created_at": sent_at.get(media.name, now),
+                "title": media.name,
+                "filename": media.name,
+                "mime_type": mimetypes.guess_type(media.name)[0] or "application/octet-stream",
+                "media_type": media_type(media.name),
+                "source_checksum": digest,
+                "extensions": json.dumps(
+                    {
+                        "thread_id": thread_id,
+                        "size_bytes": len(content),
+                        "path": f"{MEDIA_FOLDER}/{file.relative}",
+                    },
+                    sort_keys=True,
+                ),
+            }
+        )
+    return rows, files
+
+
+def _media_id(thread_id: str, media: MediaFile) -> str:
+    """A media document's id: the thread and the file's name (messages refer to it by name)."""
+    key = f"{SOURCE}\x1f{thread_id}\x1f{media.name}"
+    return "media-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def media_folder(store: Storage, media_dir: Path | None) -> Path:
+    """Where media bytes go: ``media_dir``, else ``media/`` beside the database file."""
+    if media_dir is not None:
+        return media_dir
+    if store.url.path is None:
+        raise ConfigurationError(
+            "this database has no folder to keep media files beside it; pass media_dir"
+        )
+    return store.url.path.parent / MEDIA_FOLDER
+
+
+def _store_files(folder: Path, files: list[_File]) -> list[Path]:
+    """Write each file not there yet; return the ones this call created.
+
+    A file is written under a draft name and linked into place, which is atomic and never
+    replaces a file that is there (the same name holds the same bytes).
+    """
+    created: list[Path] = []
+    try:
+        for file in files:
+            target = folder / file.relative
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, draft = tempfile.mkstemp(dir=target.parent, prefix=".draft-")
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(file.content)
+                try:
+                    os.link(draft, target)
+                except FileExistsError:
+                    continue  # written meanwhile by another ingest: same bytes
+                created.append(target)
+            finally:
+                Path(draft).unlink(missing_ok=True)
+    except BaseException:
+        _undo_created_files(created)
+        raise
+    return created
+
+
+def _undo_created_files(created: list[Path]) -> None:
+    """Remove media files this very ingest created, when its rows could not be written."""
+    for path in created:
+        path.unlink(missing_ok=True)
