@@ -12,26 +12,34 @@ from __future__ import annotations
 
 import re
 
-# Direction marks phones insert (LRM, RLM, embeddings, isolates); removed everywhere.
+# Direction marks phones insert (LRM, RLM, embeddings, isolates) are removed everywhere, and
+# no-break spaces (U+00A0, the narrow U+202F before AM/PM) read as plain spaces.
 MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-REMOVE_MARKS = str.maketrans("", "", MARKS)
-# No-break spaces (U+00A0, the narrow U+202F before AM/PM) read as plain spaces.
-SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
-CLEAN = {**REMOVE_MARKS, **SPACES}
+NO_BREAK_SPACES = "\u00a0\u202f\u2007"
+_ODD = re.compile(f"[{MARKS}{NO_BREAK_SPACES}]")
+# iOS writes a system notice as "Group: <LRM>notice"; before marks go, that LRM becomes this
+# separator character, which tells the notice from a message saying the same words.
+IOS_NOTICE = "\x1e"
+
+
+def clean(text: str) -> str:
+    """Text with line ends as \\n, direction marks removed and no-break spaces plain."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace(": \u200e", ": " + IOS_NOTICE)
+    return _ODD.sub(lambda m: "" if m.group() in MARKS else " ", text)
+
 
 HEADER = re.compile(
     r"""
-    (?P<open>\[)?
+    ^(?P<open>\[)?
     (?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),?\ +
     (?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?
     (?:\ ?(?P<ampm>[AaPp])\.?\ ?[Mm]\.?)?
     (?(open)\]\ |\ [-\u2013]\ )
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.MULTILINE,
 )
 
-# "Name: text". A name has no colon and no line break; the separator is ": ".
-AUTHOR = re.compile(r"(?P<author>[^:\n]{1,100}?): ")
+MAX_NAME = 100  # "Name: text": a name has no colon or line break, and is not longer than this
 
 # Whole-notice patterns, English and Portuguese. An actor (a name, "You", "Você") has no colon,
 # so a message such as "Ana: I added salt" never reads as a notice.
