@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +24,13 @@ CHUNK = 1 << 20
 # WhatsApp com NAME.txt").
 _CHAT_NAME = re.compile(
     r"(?:_chat|WhatsApp Chat with (?P<en>.+)|Conversa do WhatsApp com (?P<pt>.+))\.txt",
+    re.IGNORECASE,
+)
+
+
+_EXPORT_NAME = re.compile(
+    r"(?:WhatsApp Chat (?:with|-)|Conversa do WhatsApp com|Conversa do WhatsApp -)"
+    r"\s+(?P<name>.+?)\.(?:txt|zip)",
     re.IGNORECASE,
 )
 
@@ -51,15 +59,22 @@ class MediaFile:
     def read(self) -> bytes:
         parts = []
         total = 0
-        with zipfile.ZipFile(self.archive) as zf, zf.open(self.member) as stream:
-            while chunk := stream.read(CHUNK):
-                total += len(chunk)
-                if total > self.size:
-                    raise UnsafeArchiveError(
-                        f"{self.archive}: {self.member} expands beyond the {self.size} bytes "
-                        "its header declares; the archive is corrupt or hostile, nothing written"
-                    )
-                parts.append(chunk)
+        try:
+            with zipfile.ZipFile(self.archive) as zf, zf.open(self.member) as stream:
+                while chunk := stream.read(CHUNK):
+                    total += len(chunk)
+                    if total > self.size:
+                        raise UnsafeArchiveError(
+                            f"{self.archive}: {self.member} expands beyond the {self.size} "
+                            "bytes its header declares; the archive is corrupt or hostile, "
+                            "nothing was written"
+                        )
+                    parts.append(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ExportFileError(
+                f"{self.archive}: {self.member} cannot be read ({exc}); the archive is damaged, "
+                "export the chat again; nothing was written"
+            ) from exc
         return b"".join(parts)
 
 
@@ -93,7 +108,7 @@ def _open_zip(path: Path) -> Export:
             if chat.file_size > MAX_EXPANDED:
                 raise UnsafeArchiveError(f"{path}: the chat text is too large to be a chat")
             raw = zf.read(chat)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise ExportFileError(
             f"{path} is not a readable zip ({exc}); export the chat again"
         ) from exc
@@ -102,7 +117,9 @@ def _open_zip(path: Path) -> Export:
         for i in infos
         if i is not chat and not PurePosixPath(i.filename).name.startswith(".")
     )
-    return Export(path, decode(raw, f"{path}:{chat.filename}"), _chat_name(chat.filename), media)
+    # iOS names the text _chat.txt: then the zip's own name names the chat.
+    name = _named_export(chat.filename) or _chat_name(path.name)
+    return Export(path, decode(raw, f"{path}:{chat.filename}"), name, media)
 
 
 def _check_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:
@@ -147,13 +164,17 @@ def _chat_member(path: Path, infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
     raise ExportFileError(f"{path} holds several chat texts ({names}); ingest one export at a time")
 
 
+def _named_export(filename: str) -> str | None:
+    """The chat's name in an export's file name ("WhatsApp Chat with Family.txt", "WhatsApp
+    Chat - Family.zip", "Conversa do WhatsApp com Família.txt"), if it has one."""
+    found = _EXPORT_NAME.fullmatch(PurePosixPath(filename).name)
+    return found.group("name").strip() if found else None
+
+
 def _chat_name(filename: str) -> str:
-    """The chat's name from the export's file name, or the file name itself."""
-    base = PurePosixPath(filename).name
-    found = _CHAT_NAME.fullmatch(base)
-    if found and (found.group("en") or found.group("pt")):
-        return (found.group("en") or found.group("pt")).strip()
-    return base.rsplit(".", 1)[0].strip() or "chat"
+    """The chat's name from the export's file name, or the file name without extension."""
+    stem = PurePosixPath(filename).name.rsplit(".", 1)[0].strip()
+    return _named_export(filename) or (stem if stem and stem != "_chat" else "chat")
 
 
 def decode(raw: bytes, name: str) -> str:

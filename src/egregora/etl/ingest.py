@@ -43,7 +43,7 @@ from egregora.storage.store import Storage
 SOURCE = "whatsapp"
 AUTHORS = uuid.UUID("6f1c4a52-8f0e-5b7a-9d0c-3e2b1a4f5c6d")  # namespace of author pseudonyms
 MEDIA_FOLDER = "media"
-_SLUG = re.compile(r"[^a-z0-9]+")
+_SLUG = re.compile(r"[\W_]+")  # letters and digits of any script stay
 Progress = Callable[[str], None]
 
 
@@ -157,7 +157,8 @@ def ingest_export(
 
 # -- identities ---------------------------------------------------------------------------------
 def thread_slug(name: str) -> str:
-    """A thread id from a chat's name: lower case, words joined by '-'."""
+    """A thread id from a chat's name: lower case letters and digits of any script, words
+    joined by '-' ("Família Silva" -> "família-silva"); "chat" when none is left."""
     slug = _SLUG.sub("-", name.lower()).strip("-")
     return slug or "chat"
 
@@ -182,9 +183,17 @@ def event_ids(thread_id: str, entries: Entries) -> list[str]:
         stamp = stamps.get(when)
         if stamp is None:
             stamp = stamps[when] = when.isoformat()
-        key = f"{SOURCE}\x1f{thread_id}\x1f{stamp}\x1f{author}\x1f{text}\x1f{filename}\x1f{nth}"
+        key = (
+            f"{SOURCE}\x1f{thread_id}\x1f{stamp}\x1f{_field(author)}\x1f{_field(text)}"
+            f"\x1f{_field(filename)}\x1f{nth}"
+        )
         out.append(hashlib.blake2b(key.encode(), digest_size=16).hexdigest())
     return out
+
+
+def _field(value: str | None) -> str:
+    """A value in an id's key: None and the text "None" must differ."""
+    return "-" if value is None else "+" + value
 
 
 # -- time zones ---------------------------------------------------------------------------------

@@ -115,9 +115,9 @@ def _split(text: str, name: str) -> tuple[dict[str, Stamp], list[tuple[str, str]
     header; what lies between two headers is the first one's entry (continuation lines
     included).
     """
-    if not text.strip():
-        raise ExportFormatError(f"{name} is empty: there is nothing to ingest")
     text = clean(text)
+    if not text.strip():  # nothing, or only invisible marks
+        raise ExportFormatError(f"{name} is empty: there is nothing to ingest")
     stamps: dict[str, Stamp] = {}
     rests: list[tuple[str, str]] = []
     starts = list(HEADER.finditer(text))
