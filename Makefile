@@ -28,7 +28,8 @@ lint: $(STAMP)
 docs: $(STAMP)  ## regenerate docs/schema.md from the catalog
 	$(BIN)/egregora db schema --format markdown > docs/schema.md
 
-bench: $(STAMP)
+bench: $(STAMP)  ## every benchmark; installs the bench extra (whatstk, a baseline) first
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
 lock:  ## re-resolve requirements.lock from pyproject.toml in a scratch venv

@@ -15,6 +15,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
+from benchmarks.etl import EtlIngest
 from benchmarks.git import GitCache, GitResolveLatency, GitResolveLoop, GitResolveMany, GitSync
 from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
@@ -200,4 +201,5 @@ CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     TasksClaim.name: TasksClaim,
     CacheHit.name: CacheHit,
     CacheEvict.name: CacheEvict,
+    EtlIngest.name: EtlIngest,
 }

@@ -100,11 +100,18 @@ def insert_select(
     columns: Sequence[str],
     dialect: Dialect,
     where: exp.Expr | None = None,
+    order_by: Sequence[str] = (),
 ) -> str:
-    """INSERT INTO target (columns) SELECT columns FROM source [WHERE ...]."""
+    """INSERT INTO target (columns) SELECT columns FROM source [WHERE ...] [ORDER BY ...].
+
+    Rows inserted in primary-key order build the key's index faster (DuckDB 1.5: 1,000,000
+    messages in 2.6 s instead of 3.5 s).
+    """
     select = exp.select(*_columns(columns)).from_(table_ref(source))
     if where is not None:
         select = select.where(where)
+    if order_by:
+        select = select.order_by(*_columns(order_by))
     tree = exp.insert(select, table_ref(target), columns=[ident(c) for c in columns])
     return tree.sql(dialect=dialect)
 

@@ -317,13 +317,19 @@ class Storage:
 
     def _insert(self, table: Table, source: str, columns: tuple[str, ...]) -> None:
         if not any(fk.references == table.name for fk in table.foreign_keys):
-            self.con.execute(sql.insert_select(table.name, source, columns, "duckdb"))
+            statement = sql.insert_select(
+                table.name, source, columns, "duckdb", order_by=table.primary_key
+            )
+            self.con.execute(statement)
             return
         # DuckDB checks a same-table reference within one INSERT: parents first, in generations.
         while True:
             before = self._count(table.name)
             where = next_generation(table)
-            self.con.execute(sql.insert_select(table.name, source, columns, "duckdb", where))
+            statement = sql.insert_select(
+                table.name, source, columns, "duckdb", where, order_by=table.primary_key
+            )
+            self.con.execute(statement)
             if self._count(table.name) == before:
                 return
 
