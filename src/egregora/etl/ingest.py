@@ -249,35 +249,40 @@ def _message_rows(
     now: datetime,
     run_id: str | None,
 ) -> pa.Table:
-    pseudonyms: dict[str, str] = {}
-
-    def pseudonym(name: str | None) -> str | None:
-        if name is None:
-            return None
-        found = pseudonyms.get(name)
-        if found is None:
-            found = pseudonyms[name] = author_uuid(thread_id, name)
-        return found
-
-    n = len(fresh)
-    authors = [entries.authors[i] for i in fresh]
-    omitted = '{"media_omitted": true}'
+    """The rows of the ``fresh`` entries, built column by column in Arrow."""
+    authors = pa.array(entries.authors, pa.string())
+    names = pc.unique(authors.drop_null())
+    pseudonyms = pa.array([author_uuid(thread_id, n) for n in names.to_pylist()], pa.string())
+    omitted = pa.array(entries.omitted_media, pa.bool_())
+    every = pa.table(
+        {
+            "event_id": pa.array(ids, pa.string()),
+            "kind": pa.array(entries.kinds, pa.string()),
+            "author_raw": authors,
+            "author_uuid": pseudonyms.take(pc.index_in(authors, value_set=names)),
+            "text": pa.array(entries.texts, pa.string()),
+            "media_filename": pa.array(entries.media_filenames, pa.string()),
+            "media_type": pa.array(entries.media_types, pa.string()),
+            "attrs": pc.if_else(omitted, '{"media_omitted": true}', pa.scalar(None, pa.string())),
+            "ts": _aware(entries.local_times, zone_name),
+        }
+    )
+    rows = every if len(fresh) == len(ids) else every.take(pa.array(fresh, pa.int64()))
+    n = rows.num_rows
     return pa.table(
         {
-            "event_id": pa.array([ids[i] for i in fresh], pa.string()),
+            "event_id": rows["event_id"],
             "source": pa.array([SOURCE] * n, pa.string()),
             "thread_id": pa.array([thread_id] * n, pa.string()),
             "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
-            "ts": _aware([entries.local_times[i] for i in fresh], zone_name),
-            "kind": pa.array([entries.kinds[i] for i in fresh], pa.string()),
-            "author_raw": pa.array(authors, pa.string()),
-            "author_uuid": pa.array([pseudonym(a) for a in authors], pa.string()),
-            "text": pa.array([entries.texts[i] for i in fresh], pa.string()),
-            "media_filename": pa.array([entries.media_filenames[i] for i in fresh], pa.string()),
-            "media_type": pa.array([entries.media_types[i] for i in fresh], pa.string()),
-            "attrs": pa.array(
-                [omitted if entries.omitted_media[i] else None for i in fresh], pa.string()
-            ),
+            "ts": rows["ts"],
+            "kind": rows["kind"],
+            "author_raw": rows["author_raw"],
+            "author_uuid": rows["author_uuid"],
+            "text": rows["text"],
+            "media_filename": rows["media_filename"],
+            "media_type": rows["media_type"],
+            "attrs": rows["attrs"],
             "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
             "created_by_run": pa.array([run_id] * n, pa.string()),
         }
