@@ -11,6 +11,7 @@ import pytest
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from egregora.schema.catalog import CATALOG
+from egregora.storage import Storage
 from tests.samples import valid_rows
 from tests.support import create_schema, insert_rows
 
@@ -45,3 +46,13 @@ def postgres_url() -> str:
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to run against")
     return url
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the latest schema, made once per session; tests copy it with
+    ``support.copy_database`` (migrating is slow), never write to it."""
+    path = tmp_path_factory.mktemp("template") / "empty.duckdb"
+    with Storage.open(str(path)) as store:
+        store.ensure_schema()
+    return path

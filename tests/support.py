@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -47,3 +49,12 @@ def stage(backend: DuckDBBackend, table: Table, rows: list[dict[str, Any]]) -> i
     full = [{c: row.get(c) for c in table.column_names} for row in rows]
     insert_rows(backend.con, name, full)
     return backend.table(name)
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """Copy a DuckDB file (and its write-ahead log, if any) to ``target``; return ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", ".wal"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+    return target

@@ -44,15 +44,6 @@ class FakeClock:
         self.current += delta
 
 
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty database, made once and copied by each test (migrating is slow)."""
-    path = tmp_path_factory.mktemp("assets") / "empty.duckdb"
-    with Storage.open(str(path)) as made:
-        made.ensure_schema()
-    return path
-
-
 @pytest.fixture
 def store(empty_db: Path, tmp_path: Path) -> Iterator[Storage]:
     path = tmp_path / "db.duckdb"

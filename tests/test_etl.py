@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from egregora.etl import (
 from egregora.etl.parse import DateOrder
 from egregora.runs import RunStore
 from egregora.storage import Storage
+from tests.support import copy_database
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 TZ = "America/Sao_Paulo"  # UTC-3 all year since 2019: 10:00 local is 13:00 UTC
@@ -53,27 +53,10 @@ OPUS = b"OggS tiny voice note"
 
 
 # -- databases ------------------------------------------------------------------------------------
-def _copy_database(source: Path, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", ".wal"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
-    return target
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database at the latest schema, made once; tests take a copy (migrating is slow)."""
-    path = tmp_path_factory.mktemp("etl-template") / "empty.duckdb"
-    with Storage.open(str(path)) as store:
-        store.ensure_schema()
-    return path
-
-
 @pytest.fixture
 def db(tmp_path: Path, empty_db: Path) -> Path:
     """This test's own empty database, alone in its folder (media/ would go beside it)."""
-    return _copy_database(empty_db, tmp_path / "data" / "egregora.duckdb")
+    return copy_database(empty_db, tmp_path / "data" / "egregora.duckdb")
 
 
 @pytest.fixture
@@ -502,7 +485,7 @@ def test_an_ambiguous_file_asks_for_date_order_and_reads_with_it(
     tmp_path: Path, empty_db: Path
 ) -> None:
     path = FIXTURES / "ambiguous_dates.txt"
-    first = _copy_database(empty_db, tmp_path / "a" / "egregora.duckdb")
+    first = copy_database(empty_db, tmp_path / "a" / "egregora.duckdb")
     wanted = "--date-order dmy or --date-order mdy"
     with Storage.open(str(first)) as store, pytest.raises(ExportFormatError, match=wanted):
         _ingest(store, path)
@@ -511,7 +494,7 @@ def test_an_ambiguous_file_asks_for_date_order_and_reads_with_it(
         result = _ingest(store, path, date_order="mdy")
         assert (result.date_order, result.date_order_guessed) == ("mdy", False)
         assert [_seen(r)[0] for r in _rows(store)] == ["2024-03-04 10:00:00", "2024-03-05 10:00:00"]
-    second = _copy_database(empty_db, tmp_path / "b" / "egregora.duckdb")
+    second = copy_database(empty_db, tmp_path / "b" / "egregora.duckdb")
     with Storage.open(str(second)) as store:
         _ingest(store, path, date_order="dmy")
         assert [_seen(r)[0] for r in _rows(store)] == ["2024-04-03 10:00:00", "2024-05-03 10:00:00"]
@@ -550,7 +533,7 @@ def test_tz_makes_local_times_instants(tmp_path: Path, empty_db: Path) -> None:
     path.write_text("14/03/2024, 10:00 - Ana Sousa: ten o'clock\n", encoding="utf-8")
     instants = {}
     for tz in ("America/Sao_Paulo", "Europe/Lisbon", "Asia/Tokyo", "UTC"):
-        copy = _copy_database(empty_db, tmp_path / tz.replace("/", "-") / "egregora.duckdb")
+        copy = copy_database(empty_db, tmp_path / tz.replace("/", "-") / "egregora.duckdb")
         with Storage.open(str(copy)) as store:
             assert _ingest(store, path, tz=tz).summary()["new"] == 1
             instants[tz] = _rows(store)[0]["ts"]
@@ -601,7 +584,7 @@ def test_event_ids_are_deterministic_and_seq_follows_the_file(
 ) -> None:
     seen = []
     for copy in ("one", "two"):
-        path = _copy_database(empty_db, tmp_path / copy / "egregora.duckdb")
+        path = copy_database(empty_db, tmp_path / copy / "egregora.duckdb")
         with Storage.open(str(path)) as store:
             _ingest(store, FIXTURES / "system_android_en.txt", thread="Family")
             seen.append([(r["event_id"], r["seq"]) for r in _rows(store)])

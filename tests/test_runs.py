@@ -12,7 +12,6 @@ import json
 import os
 import re
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from egregora.errors import ConfigurationError, ContractViolation, EgregoraError
 from egregora.runs import DEFAULT_STALE_AFTER, RunStore, code_version
 from egregora.storage import Storage
 from egregora.tasks import NewTask, TaskStore
+from tests.support import copy_database
 
 runner = CliRunner()
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -79,26 +79,10 @@ EXPLODE_LINE = _explode.__code__.co_firstlineno + 1
 INTERRUPT_LINE = _interrupt.__code__.co_firstlineno + 1
 
 
-def _copy_database(source: Path, target: Path) -> Path:
-    for suffix in ("", ".wal"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
-    return target
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database at the latest schema, made once; tests take a copy (migrating is slow)."""
-    path = tmp_path_factory.mktemp("runs-template") / "empty.duckdb"
-    with Storage.open(str(path)) as store:
-        store.ensure_schema()
-    return path
-
-
 @pytest.fixture
 def fresh_db(tmp_path: Path, empty_db: Path) -> Path:
     """This test's own copy of the empty database (closed: open it with Storage)."""
-    return _copy_database(empty_db, tmp_path / "egregora.duckdb")
+    return copy_database(empty_db, tmp_path / "egregora.duckdb")
 
 
 @pytest.fixture
@@ -594,7 +578,7 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded_template(tmp_path_factory: pytest.TempPathFactory, empty_db: Path) -> Seeded:
-    path = _copy_database(empty_db, tmp_path_factory.mktemp("runs-seeded") / "seeded.duckdb")
+    path = copy_database(empty_db, tmp_path_factory.mktemp("runs-seeded") / "seeded.duckdb")
     return Seeded(path, _seed(path))
 
 
@@ -602,7 +586,7 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory, empty_db: Path) ->
 def seeded(tmp_path: Path, seeded_template: Seeded) -> Seeded:
     """This test's own copy of the seeded database (the CLI marks runs stale in it)."""
     return Seeded(
-        _copy_database(seeded_template.path, tmp_path / "seeded.duckdb"), seeded_template.ids
+        copy_database(seeded_template.path, tmp_path / "seeded.duckdb"), seeded_template.ids
     )
 
 
