@@ -15,7 +15,6 @@ which ``make bench`` installs); it is imported only when the case runs, so type 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import random
 import shutil
@@ -30,6 +29,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from benchmarks.cache import CACHE, load_manifest, save_manifest
 from benchmarks.harness import Benchmark, require, timed
 from egregora.etl import Entries, IngestResult, ingest_export, parse_export
 from egregora.etl.archive import decode
@@ -37,7 +37,6 @@ from egregora.storage.store import Storage
 
 # Bump when the generator changes what it writes: the cache key includes it.
 GENERATOR_VERSION = 1
-CACHE = Path(__file__).resolve().parent / ".cache"
 SEED = 20_240_112
 QUICK_MESSAGES = 50_000  # the fewest messages: what --quick (20,000 rows) generates
 CHAT = "Weekend Trips"  # the file is "WhatsApp Chat with Weekend Trips.txt"
@@ -103,13 +102,12 @@ class ExportManifest:
     path: str
 
     def save(self, folder: Path) -> None:
-        (folder / "manifest.json").write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
+        save_manifest(folder, asdict(self))
 
     @classmethod
     def load(cls, folder: Path) -> ExportManifest | None:
-        try:
-            raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        raw = load_manifest(folder)
+        if raw is None:
             return None
         manifest = cls(**raw)
         manifest.path = str(folder / _file_name())  # the cache may have moved

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import os
 import random
 import shutil
@@ -27,12 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
+from benchmarks.cache import CACHE, load_manifest, save_manifest
 from benchmarks.harness import require
 from egregora.git.command import CONFIG, git_env
 
 # Bump when the generator changes what it writes: the cache key includes it.
 GENERATOR_VERSION = 1
-CACHE = Path(__file__).resolve().parent / ".cache"
 BRANCH = "main"
 TOPIC = "topic"
 
@@ -127,13 +126,12 @@ class Manifest:
     repo_bytes: int
 
     def save(self, folder: Path) -> None:
-        (folder / "manifest.json").write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
+        save_manifest(folder, asdict(self))
 
     @classmethod
     def load(cls, folder: Path) -> Manifest | None:
-        try:
-            raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        raw = load_manifest(folder)
+        if raw is None:
             return None
         manifest = cls(**raw)
         manifest.path = str(folder / "repo.git")  # the cache may have moved
