@@ -19,7 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from egregora.assets import Asset, AssetCache, CacheStats, Evicted, KindStats, key_for, kind_of
+from egregora.assets import (
+    Asset,
+    AssetCache,
+    CacheStats,
+    Evicted,
+    KindStats,
+    NewAsset,
+    key_for,
+    kind_of,
+)
 from egregora.cli.app import app
 from egregora.digest import canonical_json, config_hash, content_hash
 from egregora.errors import ConfigurationError, EgregoraError
@@ -317,6 +326,46 @@ def test_a_refused_put_writes_nothing(case: str, store: Storage, clock: FakeCloc
     with pytest.raises(ConfigurationError):
         cache.put(key, content, content_type, **options)
     assert rows(store) == before
+
+
+def test_put_many_stores_a_batch_as_put_would_each(
+    cache: AssetCache, store: Storage, clock: FakeClock
+) -> None:
+    cache.put(card(1), b"old", "image/png")
+    assert cache.get(card(1)) is not None  # a hit in memory, for the entry about to be replaced
+    clock.advance(SECOND)
+    batch = [
+        NewAsset(card(1), b"one", "image/png", metadata={"n": 1}),
+        NewAsset(card(2), b"two!", "image/webp", ttl=timedelta(hours=1)),
+        NewAsset("font:abc", b"three", "font/woff2", source_url="https://fonts.example.com/a"),
+    ]
+    stored = cache.put_many(batch)
+    assert [a.key for a in stored] == [card(1), card(2), "font:abc"]
+    assert [a.kind for a in stored] == ["social_card", "social_card", "font"]
+    cache.flush()
+    by_key = {r[0]: r for r in rows(store)}
+    assert (by_key[card(1)][3], by_key[card(1)][8]) == (b"one", 0)  # replaced: hits start over
+    assert by_key[card(2)][6] == T0 + SECOND + timedelta(hours=1)
+    assert by_key["font:abc"][9] == "https://fonts.example.com/a"
+    for new, asset in zip(batch, stored, strict=True):
+        fetched = cache.get(new.key)
+        assert fetched is not None and fetched.content == asset.content == new.content
+    assert cache.put_many([]) == []
+
+
+def test_put_many_with_one_bad_asset_writes_none(cache: AssetCache, store: Storage) -> None:
+    good = NewAsset(card(1), b"fine", "image/png")
+    for bad in (NewAsset(card(2), b"x", ""), NewAsset(card(1), b"again", "image/png")):
+        with pytest.raises(ConfigurationError):
+            cache.put_many([good, bad])
+        assert rows(store) == []
+
+
+def test_put_many_over_budget_keeps_the_newest_it_can(store: Storage, clock: FakeClock) -> None:
+    cache = AssetCache(store, budget_bytes=10, flush_interval=NEVER, clock=clock.now)
+    cache.put_many([NewAsset(card(i), b"1234", "image/png") for i in range(4)])
+    kept = [r[0] for r in rows(store)]
+    assert card(3) in kept and sum(r[4] for r in rows(store)) <= 10
 
 
 def test_a_naive_clock_is_refused_and_writes_nothing(store: Storage) -> None:
