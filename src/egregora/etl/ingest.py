@@ -50,6 +50,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class IngestResult:
     thread_id: str
+    chat_name: str  # as the export (or --thread) names it; thread_id is its slug
     messages: int  # entries in the export
     new: int  # written now
     duplicates: int  # already stored
@@ -98,7 +99,8 @@ def ingest_export(
     export = open_export(path)
     say("parsing messages")
     entries = parse_export(export.text, name=str(path), date_order=date_order)
-    thread_id = thread_slug(thread or export.chat_name)
+    chat_name = thread or export.chat_name
+    thread_id = thread_slug(chat_name)
     folder = media_folder(store, media_dir) if export.media else None
     now = datetime.now(UTC)
     say("checking what is stored")
@@ -141,6 +143,7 @@ def ingest_export(
     authors = {a for a in entries.authors if a is not None}
     return IngestResult(
         thread_id=thread_id,
+        chat_name=chat_name,
         messages=len(entries),
         new=len(fresh_ids),
         duplicates=len(entries) - len(fresh),

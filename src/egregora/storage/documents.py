@@ -51,6 +51,11 @@ class Documents:
         t = self.of_type("media")
         return t.filter(t.filename == filename)
 
+    def of_thread(self, thread_id: str, doc_type: str | None = None) -> ir.Table:
+        """Documents made from one chat thread (``extensions.thread_id``), of one type if given."""
+        t = self.table if doc_type is None else self.of_type(doc_type)
+        return t.filter(t.extensions["thread_id"].str == thread_id)
+
     def created_by_run(self, run_id: str) -> ir.Table:
         t = self.table
         return t.filter(t.created_by_run == run_id)
