@@ -1,0 +1,361 @@
+"""Write a thread's documents as an MkDocs site: Markdown with YAML front matter, cards, media.
+
+Layout under the site folder: ``mkdocs.yml``, ``docs/index.md``, and ``docs/posts``,
+``docs/journal``, ``docs/profiles``, ``docs/media``, each with an ``index.md``; a post's or
+journal's card is the PNG beside its page. The site is made from the database alone, so it can
+be written again at any time; a file whose bytes would not change is not touched.
+
+The site folder is the user's too. A manifest (``.egregora-site.json``) records the hash of each
+file written; a file that is there but was not written by egregora, or was edited since, is
+never replaced: the write is refused before anything changes, naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from egregora.errors import EgregoraError
+from egregora.runner.writer import member
+from egregora.storage.store import Storage
+
+MANIFEST = ".egregora-site.json"
+SECTIONS = {"post": "posts", "journal": "journal", "profile": "profiles", "media": "media"}
+IMAGES = {"image"}
+Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
+
+
+class SiteError(EgregoraError):
+    """The site folder holds a file egregora did not write (or one edited since)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    folder: Path
+    files: int  # files the site has
+    written: int  # files written now (new or changed)
+
+
+def card_date(value: date | None) -> str:
+    return value.strftime("%d %B %Y").lstrip("0") if value else ""
+
+
+def write_site(
+    store: Storage,
+    thread_id: str,
+    folder: Path,
+    site_name: str,
+    card: Card,
+    media_root: Path,
+) -> SiteResult:
+    """Write the site of ``thread_id`` into ``folder``; ``card`` gives a document's card and
+    ``media_root`` is the folder media documents' paths are relative to."""
+    docs = {kind: _read(store, thread_id, kind) for kind in ("post", "journal", "profile", "media")}
+    files: dict[str, bytes] = {"mkdocs.yml": _mkdocs(site_name)}
+    for row in docs["post"]:
+        files[f"docs/posts/{row['slug']}.md"] = _post_page(row, docs["media"])
+        files[f"docs/posts/{row['slug']}.png"] = card(row["title"], card_date(row["date"]))
+    for row in docs["journal"]:
+        name = _journal_name(row)
+        files[f"docs/journal/{name}.md"] = _journal_page(row, docs["media"])
+        files[f"docs/journal/{name}.png"] = card(row["title"], card_date(row["date"]))
+    for row in docs["profile"]:
+        files[f"docs/profiles/{row['subject_uuid']}.md"] = _profile_page(row)
+    for row in docs["media"]:
+        files[f"docs/media/{row['filename']}"] = _media_bytes(row, media_root)
+    files.update(_indexes(site_name, docs))
+    return _commit(folder, files)
+
+
+# -- reading --------------------------------------------------------------------------------
+COLUMNS = (
+    "id",
+    "doc_type",
+    "created_at",
+    "title",
+    "slug",
+    "content",
+    "summary",
+    "date",
+    "authors",
+    "tags",
+    "subject_uuid",
+    "filename",
+    "mime_type",
+    "media_type",
+    "window_start",
+    "window_end",
+    "window_signature",
+    "extensions",
+)
+
+
+def _read(store: Storage, thread_id: str, doc_type: str) -> list[dict[str, Any]]:
+    query = store.documents.of_thread(thread_id, doc_type).select(*COLUMNS)
+    rows: list[dict[str, Any]] = store.to_pyarrow(query.order_by("id")).to_pylist()
+    for row in rows:
+        row["extensions"] = json.loads(row["extensions"] or "{}")
+    if doc_type in ("post", "journal"):
+        rows.sort(key=lambda r: (r["window_start"], r["id"]))
+    return rows
+
+
+# -- pages ----------------------------------------------------------------------------------
+def _front_matter(fields: Mapping[str, Any]) -> str:
+    """YAML front matter; every value is written as JSON, which YAML reads as it is."""
+    lines = ["---"]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        lines.append(f"{key}: {_yaml(value)}")
+    lines.append("---")
+    return "\n".join(lines) + "\n\n"
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, datetime):
+        return json.dumps(value.isoformat())
+    if isinstance(value, date):
+        return value.isoformat()  # a YAML date, as MkDocs blog plugins expect
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _journal_name(row: Mapping[str, Any]) -> str:
+    return str(row["id"]).removeprefix("journal-")
+
+
+def _media_section(
+    ids: Iterable[str], media: list[dict[str, Any]], heading: str = "Media"
+) -> list[str]:
+    by_id = {row["id"]: row for row in media}
+    lines = []
+    for media_id in ids:
+        row = by_id.get(media_id)
+        if row is None:
+            continue
+        name = row["filename"]
+        if row["media_type"] in IMAGES:
+            lines.append(f"![{name}](../media/{name})")
+        else:
+            lines.append(f"- [{name}](../media/{name}) ({row['media_type']})")
+    return ["", f"## {heading}", "", *lines] if lines else []
+
+
+def _post_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
+    ext = row["extensions"]
+    head = _front_matter(
+        {
+            "title": row["title"],
+            "date": row["date"],
+            "slug": row["slug"],
+            "description": row["summary"],
+            "authors": [member(a) for a in row["authors"] or []],
+            "tags": row["tags"] or [],
+            "image": f"{row['slug']}.png",
+            "window_start": row["window_start"],
+            "window_end": row["window_end"],
+            "egregora": {"id": row["id"], "window_signature": row["window_signature"]},
+        }
+    )
+    journal = ext.get("journal_id", "").removeprefix("journal-")
+    body = [f"# {row['title']}", "", f"![]({row['slug']}.png)", "", row["content"].rstrip()]
+    body += _media_section(ext.get("media", []), media)
+    if journal:
+        body += ["", f"[The journal of these messages](../journal/{journal}.md)"]
+    page = head + "\n".join(body) + "\n"
+    return page.encode()
+
+
+def _journal_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
+    ext = row["extensions"]
+    name = _journal_name(row)
+    head = _front_matter(
+        {
+            "title": row["title"],
+            "date": row["date"],
+            "description": row["summary"],
+            "authors": [member(a) for a in row["authors"] or []],
+            "image": f"{name}.png",
+            "window_start": row["window_start"],
+            "window_end": row["window_end"],
+            "messages": ext.get("messages"),
+            "egregora": {"id": row["id"], "window_signature": row["window_signature"]},
+        }
+    )
+    body = [f"# {row['title']}", "", f"![]({name}.png)", "", row["content"].rstrip()]
+    body += _media_section(ext.get("media", []), media, "Gallery")
+    post = ext.get("post_id", "").removeprefix("post-")
+    if post:
+        body += ["", f"[The post of these messages](../posts/{post.lower()}.md)"]
+    page = head + "\n".join(body) + "\n"
+    return page.encode()
+
+
+def _profile_page(row: Mapping[str, Any]) -> bytes:
+    ext = row["extensions"]
+    head = _front_matter(
+        {
+            "title": row["title"],
+            "description": row["summary"],
+            "first_seen": ext.get("first_seen"),
+            "last_seen": ext.get("last_seen"),
+            "messages": ext.get("messages"),
+            "egregora": {"id": row["id"], "subject_uuid": row["subject_uuid"]},
+        }
+    )
+    page = f"{head}# {row['title']}\n\n{row['content'].rstrip()}\n"
+    return page.encode()
+
+
+def _media_bytes(row: Mapping[str, Any], root: Path) -> bytes:
+    relative: str | None = row["extensions"].get("path")
+    path = root / relative if relative else None
+    if path is None or not path.is_file():
+        raise SiteError(
+            f"the file of media document {row['id']} ({row['filename']}) is missing from "
+            f"{root}; restore that folder from a backup, or ingest into a new database"
+        )
+    return path.read_bytes()
+
+
+def _indexes(site_name: str, docs: Mapping[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+    posts = sorted(docs["post"], key=lambda r: (r["date"], r["id"]), reverse=True)
+    journals = sorted(docs["journal"], key=lambda r: (r["date"], r["id"]), reverse=True)
+    profiles = sorted(docs["profile"], key=lambda r: r["title"])
+    post_lines = [f"- {r['date']}: [{r['title']}]({r['slug']}.md) — {r['summary']}" for r in posts]
+    journal_lines = [f"- [{r['title']}]({_journal_name(r)}.md)" for r in journals]
+    profile_lines = [f"- [{r['title']}]({r['subject_uuid']}.md): {r['summary']}" for r in profiles]
+    media_lines = [f"- [{r['filename']}]({r['filename']})" for r in docs["media"]]
+    home = [
+        f"# {site_name}",
+        "",
+        f"{len(posts)} posts, {len(journals)} journal pages, {len(profiles)} members, "
+        f"{len(docs['media'])} media files.",
+        "",
+        "## Latest posts",
+        "",
+        *[line.replace("](", "](posts/", 1) for line in post_lines[:10]],
+    ]
+
+    def page(title: str, lines: list[str]) -> bytes:
+        return ("\n".join([f"# {title}", "", *(lines or ["Nothing yet."])]) + "\n").encode()
+
+    return {
+        "docs/index.md": ("\n".join(home) + "\n").encode(),
+        "docs/posts/index.md": page("Posts", post_lines),
+        "docs/journal/index.md": page("Journal", journal_lines),
+        "docs/profiles/index.md": page("Members", profile_lines),
+        "docs/media/index.md": page("Media", media_lines),
+    }
+
+
+def _mkdocs(site_name: str) -> bytes:
+    nav = [
+        ("Home", "index.md"),
+        ("Posts", "posts/index.md"),
+        ("Journal", "journal/index.md"),
+        ("Members", "profiles/index.md"),
+        ("Media", "media/index.md"),
+    ]
+    lines = [
+        f"site_name: {json.dumps(site_name, ensure_ascii=False)}",
+        "docs_dir: docs",
+        "nav:",
+        *[f"  - {title}: {target}" for title, target in nav],
+        "not_in_nav: |",  # pages are reached from their section's index
+        *[f"  /{section}/*.md" for section in ("posts", "journal", "profiles")],
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+# -- writing --------------------------------------------------------------------------------
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
+    """Check every target first, then write the files that change, then the manifest.
+
+    While files are being replaced the manifest lists each one's old and new hash, so a
+    write killed half-way is taken up again by the next one instead of refused.
+    """
+    manifest_path = folder / MANIFEST
+    known = _manifest(manifest_path, folder)
+    changes: dict[str, bytes] = {}
+    for relative, content in files.items():
+        target = folder / PurePosixPath(relative)
+        if not target.exists():
+            changes[relative] = content
+            continue
+        present = _digest(target.read_bytes())
+        if present == _digest(content):
+            continue  # already there, as it would be written
+        if present not in known.get(relative, ()):
+            why = (
+                "was edited since egregora wrote it"
+                if relative in known
+                else ("was not written by egregora")
+            )
+            raise SiteError(
+                f"{target} {why}; egregora does not replace it. Move it out of the site "
+                "folder (or choose another --site) and run again; nothing was written"
+            )
+        changes[relative] = content
+    digests = {relative: _digest(content) for relative, content in sorted(files.items())}
+    if changes:
+        during = {r: sorted({*known.get(r, ()), digests.get(r, "")} - {""}) for r in known}
+        during.update({r: sorted({*known.get(r, ()), digests[r]}) for r in changes})
+        _save_manifest(manifest_path, during)
+        for relative, content in changes.items():
+            _replace_file(folder / PurePosixPath(relative), content)
+    final = {r: [d] for r, d in digests.items()}
+    for relative, kept in known.items():  # pages no longer made stay egregora's own
+        if relative not in final and (folder / PurePosixPath(relative)).exists():
+            final[relative] = kept
+    if final != known:
+        _save_manifest(manifest_path, final)
+    return SiteResult(folder=folder, files=len(files), written=len(changes))
+
+
+def _manifest(path: Path, folder: Path) -> dict[str, list[str]]:
+    """path -> the hashes egregora wrote there (two while a write was under way)."""
+    if folder.exists() and not folder.is_dir():
+        raise SiteError(f"{folder} is a file, not a folder; choose another --site")
+    if not path.is_file():
+        return {}
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        return {str(k): [str(d) for d in v] for k, v in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SiteError(
+            f"{path} is not egregora's site manifest ({exc}); move it away, or choose "
+            "another --site folder"
+        ) from exc
+
+
+def _save_manifest(path: Path, files: Mapping[str, list[str]]) -> None:
+    text = json.dumps({"generator": "egregora", "files": dict(sorted(files.items()))}, indent=1)
+    _replace_file(path, (text + "\n").encode())
+
+
+def _replace_file(target: Path, content: bytes) -> None:
+    """Write ``target`` whole or not at all (a draft renamed over it): readers never see
+    half a page. Only files egregora wrote, as its manifest says, are ever replaced."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, draft = tempfile.mkstemp(dir=target.parent, prefix=".draft-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.replace(draft, target)
+    except BaseException:
+        Path(draft).unlink(missing_ok=True)
+        raise
