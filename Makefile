@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_DB ?= .egregora/demo.duckdb
+DEMO_DIR ?= .egregora/demo
 
 .PHONY: demo test lint docs bench lock clean
 
@@ -13,9 +13,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)  ## create and migrate a database, then print its status
-	$(BIN)/egregora db init --db $(DEMO_DB)
-	$(BIN)/egregora db verify --db $(DEMO_DB)
+demo: $(STAMP)  ## the main job on the sample chat: a database and a site in $(DEMO_DIR)
+	$(BIN)/egregora demo $(DEMO_DIR)
 
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest

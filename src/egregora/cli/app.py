@@ -8,6 +8,7 @@ from egregora import __version__
 from egregora.cli import cache, db, git, runs, tasks
 from egregora.cli.ingest import ingest
 from egregora.cli.output import quiet_library_warnings
+from egregora.cli.run import demo, run
 
 app = typer.Typer(
     name="egregora",
@@ -21,6 +22,8 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(runs.app, name="runs")
 app.add_typer(tasks.app, name="tasks")
 app.command("ingest")(ingest)
+app.command("run")(run)
+app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:

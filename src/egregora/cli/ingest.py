@@ -14,6 +14,14 @@ from egregora.etl.parse import DATE_ORDERS, DateOrder
 from egregora.runs import RunStore
 from egregora.storage.store import Storage
 
+DateOrderOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date-order",
+        help="dmy or mdy, for an export whose dates read both ways (it says so when needed).",
+    ),
+]
+
 
 def ingest(
     path: Annotated[Path, typer.Argument(help="The exported .zip (chat and media) or the .txt.")],
@@ -25,19 +33,13 @@ def ingest(
         str | None,
         typer.Option("--thread", help="Name of the chat [default: from the export's file name]."),
     ] = None,
-    date_order: Annotated[
-        str | None,
-        typer.Option(
-            "--date-order",
-            help="dmy or mdy, for an export whose dates read both ways (it says so when needed).",
-        ),
-    ] = None,
+    date_order: DateOrderOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read a WhatsApp export into `messages` (media into `documents`); new messages only."""
     with reported_errors(as_json):
-        order = _date_order(date_order)
+        order = parse_date_order(date_order)
         with Storage.open(db) as store:
             store.ensure_schema()
             if as_json:
@@ -69,7 +71,7 @@ def ingest(
     )
 
 
-def _date_order(text: str | None) -> DateOrder | None:
+def parse_date_order(text: str | None) -> DateOrder | None:
     if text is None:
         return None
     for order in DATE_ORDERS:

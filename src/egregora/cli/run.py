@@ -1,0 +1,193 @@
+"""``egregora run`` (an export into documents, cards and a site) and ``egregora demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from egregora.cli.ingest import DateOrderOption, parse_date_order
+from egregora.cli.output import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    err_console,
+    reported_errors,
+)
+from egregora.runner import RunOptions, RunSummary, WindowSpec, load_writer, run_pipeline
+from egregora.runner.demo import TIMEZONE, sample_export
+from egregora.storage.store import Storage
+
+DEMO_FOLDER = Path(".egregora") / "demo"
+
+
+class Bars:
+    """Progress bars on stderr, one per stage: a bar where the stage has a size."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.current: TaskID | None = None
+        self.name = ""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._close()
+        self.name = name
+        self.current = self.progress.add_task(name, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.current is not None:
+            self.progress.advance(self.current, steps)
+
+    def step(self, text: str) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, description=f"{self.name}: {text}")
+
+    def _close(self) -> None:
+        if self.current is not None:
+            task = self.progress.tasks[-1]
+            self.progress.update(
+                self.current,
+                description=self.name,
+                total=task.total if task.total is not None else 1,
+                completed=task.total if task.total is not None else 1,
+            )
+
+    def close(self) -> None:
+        self._close()
+
+
+def execute(store: Storage, export: Path, options: RunOptions, as_json: bool) -> RunSummary:
+    """Run the pipeline, with progress bars unless the output is JSON."""
+    if as_json:
+        return run_pipeline(store, export, options)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<36}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        bars = Bars(progress)
+        try:
+            return run_pipeline(store, export, options, bars)
+        finally:
+            bars.close()
+
+
+def report(summary: RunSummary, db: str) -> None:
+    docs = summary.documents
+    console.print(
+        f"{summary.thread_id}: {summary.messages} messages in the export, "
+        f"{summary.new_messages} new; {summary.windows} windows, {summary.windows_written} "
+        f"written now; {summary.profiles_written} profiles written",
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"documents: {docs['post']} posts, {docs['journal']} journals, {docs['profile']} "
+        f"profiles, {docs['media']} media ({summary.new_documents} new or changed); "
+        f"{summary.cards_rendered} cards drawn",
+        highlight=False,
+        markup=False,
+    )
+    console.print(f"database: {db}", highlight=False, markup=False)
+    if summary.site is not None:
+        console.print(
+            f"site: {summary.site} ({summary.site_files_written} files written); browse it "
+            f"with `mkdocs serve -f {Path(summary.site) / 'mkdocs.yml'}`",
+            highlight=False,
+            markup=False,
+        )
+    console.print(f"run: {summary.run_id} (`egregora runs show {summary.run_id}`)", markup=False)
+
+
+def run(
+    export: Annotated[Path, typer.Argument(help="The exported .zip (chat and media) or .txt.")],
+    site: Annotated[
+        Path | None, typer.Option("--site", help="Write the site (MkDocs layout) into DIR.")
+    ] = None,
+    window: Annotated[
+        str, typer.Option("--window", help="day, week, or a number of messages per window.")
+    ] = "day",
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="IANA zone the export's times are in [default: this machine's]."),
+    ] = None,
+    thread: Annotated[
+        str | None,
+        typer.Option("--thread", help="Name of the chat [default: from the export's file name]."),
+    ] = None,
+    date_order: DateOrderOption = None,
+    site_name: Annotated[
+        str | None, typer.Option("--site-name", help="The site's name [default: the chat's].")
+    ] = None,
+    writer: Annotated[
+        str | None,
+        typer.Option("--writer", help="extractive (default), or package.module:Writer."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Turn an export into journals, posts, profiles, social cards and (with --site) a site.
+
+    Only what is new is made: windows whose messages are already written are skipped, and a
+    run that was stopped half-way is finished by the next one.
+    """
+    with reported_errors(as_json):
+        options = RunOptions(
+            window=WindowSpec.parse(window),
+            tz=tz,
+            thread=thread,
+            date_order=parse_date_order(date_order),
+            site=site,
+            site_name=site_name,
+            writer=load_writer(writer),
+        )
+        with Storage.open(db) as store:
+            store.ensure_schema()
+            summary = execute(store, export, options, as_json)
+            where = str(store.url)
+    if as_json:
+        emit_json(summary.summary())
+    else:
+        report(summary, where)
+
+
+def demo(
+    folder: Annotated[
+        Path, typer.Argument(help="Where the demo's export, database and site go.")
+    ] = DEMO_FOLDER,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the whole job on the sample chat shipped with egregora, and say what it made."""
+    with reported_errors(as_json):
+        export = sample_export(folder)
+        target = db or str(folder / "egregora.duckdb")
+        options = RunOptions(tz=TIMEZONE, site=folder / "site")
+        with Storage.open(target) as store:
+            store.ensure_schema()
+            summary = execute(store, export, options, as_json)
+            where = str(store.url)
+    if as_json:
+        emit_json(summary.summary())
+        return
+    console.print(f"sample export: {export}", highlight=False, markup=False)
+    report(summary, where)
+    console.print(
+        f"explore it: EGREGORA_DB={where} jupyter lab notebooks/explore.ipynb",
+        highlight=False,
+        markup=False,
+    )
