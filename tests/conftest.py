@@ -56,3 +56,17 @@ def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Storage.open(str(path)) as store:
         store.ensure_schema()
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder after one `egregora demo` in it: the sample export, egregora.duckdb (and its
+    media/ folder) and site/. Made once per session; tests read it or copy it, never write."""
+    from typer.testing import CliRunner
+
+    from egregora.cli.app import app
+
+    folder = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    return folder

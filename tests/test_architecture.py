@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -25,9 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "runs": {"schema", "storage", "errors", "digest", ""},  # "" for __version__
     "tasks": {"schema", "storage", "errors"},  # a service on storage
     "etl": {"schema", "storage", "errors", "digest", "runs"},  # on the services
+    "runner": {"storage", "errors", "assets", "runs", "tasks", "etl"},  # on the ETL
     "cli": {
         *("schema", "ddl", "migrations", "contracts", "storage", "errors", ""),
-        *("git", "assets", "runs", "tasks", "etl"),
+        *("git", "assets", "runs", "tasks", "etl", "runner"),
     },
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
@@ -125,6 +127,7 @@ _MAY_DELETE = {
     ("storage/connection.py", "_remove_abandoned_drafts"),
     ("etl/ingest.py", "_store_files"),  # a media file's draft, and what a failed call made
     ("etl/ingest.py", "_undo_created_files"),  # media files of an ingest whose rows failed
+    ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
 }
 
 
@@ -146,3 +149,61 @@ def test_no_code_path_deletes_or_replaces_a_file(path: Path) -> None:
                     f"{relative}:{node.lineno} {function.name} calls {node.func.attr}(): "
                     "egregora never deletes or recreates a user's files"
                 )
+
+
+# -- the pipeline speaks Ibis -------------------------------------------------------------------
+PIPELINE = ("etl", "runner")
+# Doors to raw SQL: Storage.query/change/execute, an Ibis backend's sql/raw_sql, a connection.
+_RAW = {"execute", "executemany", "raw_sql", "sql", "query", "change"}
+_SQL_TEXT = re.compile(
+    r"\b(select\b[^;]*\bfrom|insert\s+into|update\s+\w+\s+set|delete\s+from"
+    r"|(create|drop|alter)\s+(temp\w*\s+)?(table|index|view)|merge\s+into)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def sql_findings(source: str) -> list[str]:
+    """Where ``source`` holds SQL text, runs raw statements, or reaches for a connection."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _SQL_TEXT.search(node.value):
+                found.append(f"line {node.lineno}: SQL text {node.value[:40]!r}")
+        elif isinstance(node, ast.Attribute) and (node.attr in _RAW or node.attr == "con"):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            for name in [*names, module or ""]:
+                if name.split(".")[0] in {"duckdb", "sqlglot", "psycopg"}:
+                    found.append(f"line {node.lineno}: imports {name}")
+    return found
+
+
+PIPELINE_MODULES = [p for layer in PIPELINE for p in sorted((PACKAGE / layer).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", PIPELINE_MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_etl_and_runner_hold_no_sql_and_run_no_raw_statement(path: Path) -> None:
+    findings = sql_findings(path.read_text(encoding="utf-8"))
+    assert not findings, (
+        f"{path.relative_to(ROOT)} must read and write through Storage's typed Ibis tables: "
+        + "; ".join(findings)
+    )
+
+
+def test_the_sql_check_finds_what_it_looks_for() -> None:
+    assert PIPELINE_MODULES and {p.parent.name for p in PIPELINE_MODULES} >= set(PIPELINE)
+    bad = [
+        'store.query("SELECT id FROM documents WHERE doc_type = ?", ["post"])',
+        'text = """insert into messages values (1)"""',
+        "store.con.register('x', table)",
+        "backend.raw_sql(statement)",
+        "import duckdb",
+        "from sqlglot import exp",
+        "store.change(statement)",
+    ]
+    for source in bad:
+        assert sql_findings(source), source
+    good = 'rows = store.to_pyarrow(t.filter(t.kind == "text").select("event_id"))\n"a select few"'
+    assert sql_findings(good) == []
