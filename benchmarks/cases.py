@@ -19,6 +19,7 @@ from benchmarks.etl import EtlIngest
 from benchmarks.git import GitCache, GitResolveLatency, GitResolveLoop, GitResolveMany, GitSync
 from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
+from benchmarks.runner import RunnerRun
 from benchmarks.services import CacheEvict, CacheHit, TasksClaim, TasksEnqueueMany
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
@@ -202,4 +203,5 @@ CASES: dict[str, Callable[[pa.Table], Benchmark]] = {
     CacheHit.name: CacheHit,
     CacheEvict.name: CacheEvict,
     EtlIngest.name: EtlIngest,
+    RunnerRun.name: RunnerRun,
 }
