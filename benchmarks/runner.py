@@ -77,7 +77,7 @@ class RunnerRun(Benchmark):
         "run_pipeline(store, path, RunOptions(tz='UTC', site=DIR)) into a fresh copy of an "
         "empty migrated DuckDB file and an empty site folder: ingest, plan (windows and "
         "authors, tasks queued), execute (a journal and an extractive post per day, a profile "
-        "per author, 32 tasks per validated write), cards (a 1200x630 PNG per post and journal "
+        "per author, 64 tasks per validated write), cards (a 1200x630 PNG per post and journal "
         "through the asset cache) and site (Markdown pages, cards and index pages). Baseline: "
         "egregora.etl.ingest_export of the same file into the same kind of database, the "
         "run's first stage alone. Extras: each stage's seconds (a reporter marks the stage "

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import PIL
@@ -41,23 +43,40 @@ def ensure_cards(
 ) -> int:
     """Make sure the cache holds the card of every (title, date); return how many were drawn.
 
-    Cards the cache lacks are drawn and stored ``BATCH`` at a time, one write per batch.
+    Missing cards are drawn on every core (Pillow lets go of the GIL while it encodes) and
+    stored ``BATCH`` at a time, one write per batch.
     """
     drawn = 0
-    missing: dict[str, NewAsset] = {}
-    for title, date in cards:
-        key = card_key(title, date, site)
-        if key not in missing and cache_.get(key) is None:
-            meta = {"title": title, "date": date, "site": site}
-            missing[key] = NewAsset(
-                key, render_card(title, date, site), CONTENT_TYPE, metadata=meta
-            )
-        if len(missing) == BATCH:
-            drawn += len(cache_.put_many(missing.values()))
+    missing: dict[str, tuple[str, str]] = {}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+
+        def draw() -> None:
+            nonlocal drawn
+            keys = list(missing)
+            images = pool.map(lambda key: render_card(*missing[key], site), keys)
+            assets = [
+                NewAsset(
+                    key,
+                    image,
+                    CONTENT_TYPE,
+                    metadata={"title": missing[key][0], "date": missing[key][1], "site": site},
+                )
+                for key, image in zip(keys, images, strict=True)
+            ]
+            drawn += len(cache_.put_many(assets))
+            advance(len(keys))
             missing.clear()
-        advance(1)
-    if missing:
-        drawn += len(cache_.put_many(missing.values()))
+
+        for title, date in cards:
+            key = card_key(title, date, site)
+            if key in missing or cache_.get(key) is not None:
+                advance(1)
+            else:
+                missing[key] = (title, date)
+            if len(missing) == BATCH:
+                draw()
+        if missing:
+            draw()
     return drawn
 
 

@@ -61,7 +61,7 @@ class Executor:
         tz: tzinfo,
         media: Mapping[str, dict[str, Any]],
         worker: str,
-        batch: int = 32,
+        batch: int = 64,
         lease: timedelta = timedelta(minutes=5),
         advance: Callable[[int], None] = lambda _: None,
     ) -> None:

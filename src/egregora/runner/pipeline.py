@@ -46,7 +46,7 @@ class RunOptions:
     site: Path | None = None
     site_name: str | None = None  # default: the chat's name
     writer: Writer = field(default_factory=ExtractiveWriter)
-    batch: int = 32  # tasks per write
+    batch: int = 64  # tasks per write: a validated write costs about 0.4 s whatever its size
     lease: timedelta = timedelta(minutes=5)
     backoff: Backoff = field(default_factory=Backoff)
 

@@ -158,7 +158,8 @@ def _highlights(spoken: Sequence[Message], frequency: Counter[str]) -> list[Mess
         found = set(words(message.text))
         return sum(frequency[w] for w in found) / math.sqrt(1 + len(found)) if found else 0.0
 
-    ranked = sorted((m for m in spoken if score(m) > 0), key=lambda m: (-score(m), m.seq))
+    scores = [(score(m), m) for m in spoken]
+    ranked = [m for s, m in sorted(scores, key=lambda sm: (-sm[0], sm[1].seq)) if s > 0]
     chosen: list[Message] = []
     authors: set[str | None] = set()
     for message in ranked:
