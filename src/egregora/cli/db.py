@@ -155,7 +155,7 @@ def schema(
     ] = SchemaFormat.sql,
     dialect: Annotated[
         DialectName | None,
-        typer.Option(help="SQL dialect for --format sql [default: the --db backend's]."),
+        typer.Option(help="SQL dialect for --format sql (default: the --db backend's)."),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,

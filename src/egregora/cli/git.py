@@ -21,7 +21,7 @@ app = typer.Typer(help="The git time machine: which version of a file was curren
 
 RefOption = Annotated[
     str | None,
-    typer.Option("--ref", help="Branch or tag whose history is tracked [default: HEAD's branch]."),
+    typer.Option("--ref", help="Branch or tag whose history is tracked (default: HEAD's branch)."),
 ]
 FollowOption = Annotated[
     bool, typer.Option("--follow", help="Continue a renamed path's history into its old name.")

@@ -14,6 +14,18 @@ from egregora.etl.parse import DATE_ORDERS, DateOrder
 from egregora.runs import RunStore
 from egregora.storage.store import Storage
 
+# The options saying how to read an export (`egregora ingest` and `egregora run` share them).
+ExportArgument = Annotated[
+    Path, typer.Argument(help="The exported .zip (chat and media) or the .txt.")
+]
+TzOption = Annotated[
+    str | None,
+    typer.Option("--tz", help="IANA zone the export's times are in (default: this machine's)."),
+]
+ThreadOption = Annotated[
+    str | None,
+    typer.Option("--thread", help="Name of the chat (default: from the export's file name)."),
+]
 DateOrderOption = Annotated[
     str | None,
     typer.Option(
@@ -24,15 +36,9 @@ DateOrderOption = Annotated[
 
 
 def ingest(
-    path: Annotated[Path, typer.Argument(help="The exported .zip (chat and media) or the .txt.")],
-    tz: Annotated[
-        str | None,
-        typer.Option("--tz", help="IANA zone the export's times are in [default: this machine's]."),
-    ] = None,
-    thread: Annotated[
-        str | None,
-        typer.Option("--thread", help="Name of the chat [default: from the export's file name]."),
-    ] = None,
+    path: ExportArgument,
+    tz: TzOption = None,
+    thread: ThreadOption = None,
     date_order: DateOrderOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,

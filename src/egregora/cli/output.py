@@ -21,7 +21,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         help="DuckDB file path, duckdb:///PATH or postgresql://... "
-        "[default: $EGREGORA_DB, else .egregora/egregora.duckdb]",
+        "(default: $EGREGORA_DB, else .egregora/egregora.duckdb)",
         show_default=False,
     ),
 ]

@@ -16,7 +16,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from egregora.cli.ingest import DateOrderOption, parse_date_order
+from egregora.cli.ingest import (
+    DateOrderOption,
+    ExportArgument,
+    ThreadOption,
+    TzOption,
+    parse_date_order,
+)
 from egregora.cli.output import (
     DbOption,
     JsonOption,
@@ -27,6 +33,7 @@ from egregora.cli.output import (
 )
 from egregora.runner import RunOptions, RunSummary, WindowSpec, load_writer, run_pipeline
 from egregora.runner.demo import TIMEZONE, sample_export
+from egregora.runner.documents import plural
 from egregora.storage.store import Storage
 
 DEMO_FOLDER = Path(".egregora") / "demo"
@@ -86,52 +93,46 @@ def execute(store: Storage, export: Path, options: RunOptions, as_json: bool) ->
             bars.close()
 
 
+def say(text: str) -> None:
+    """One line of the human view, never wrapped (paths and ids stay whole)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def report(summary: RunSummary, db: str) -> None:
     docs = summary.documents
-    console.print(
+    say(
         f"{summary.thread_id}: {summary.messages} messages in the export, "
         f"{summary.new_messages} new; {summary.windows} windows, {summary.windows_written} "
         f"written now; {summary.profiles_written} profiles written",
-        highlight=False,
-        markup=False,
     )
-    console.print(
+    say(
         f"documents: {docs['post']} posts, {docs['journal']} journals, {docs['profile']} "
         f"profiles, {docs['media']} media ({summary.new_documents} new or changed); "
         f"{summary.cards_rendered} cards drawn",
-        highlight=False,
-        markup=False,
     )
-    console.print(f"database: {db}", highlight=False, markup=False)
+    say(f"database: {db}")
     if summary.site is not None:
-        console.print(
-            f"site: {summary.site} ({summary.site_files_written} files written); browse it "
-            f"with `mkdocs serve -f {Path(summary.site) / 'mkdocs.yml'}`",
-            highlight=False,
-            markup=False,
+        written = plural(summary.site_files_written, "file")
+        say(
+            f"site: {summary.site} ({written} written); browse it with "
+            f"`mkdocs serve -f {Path(summary.site) / 'mkdocs.yml'}`"
         )
-    console.print(f"run: {summary.run_id} (`egregora runs show {summary.run_id}`)", markup=False)
+    say(f"run: {summary.run_id} (`egregora runs show {summary.run_id}`)")
 
 
 def run(
-    export: Annotated[Path, typer.Argument(help="The exported .zip (chat and media) or .txt.")],
+    export: ExportArgument,
     site: Annotated[
         Path | None, typer.Option("--site", help="Write the site (MkDocs layout) into DIR.")
     ] = None,
     window: Annotated[
         str, typer.Option("--window", help="day, week, or a number of messages per window.")
     ] = "day",
-    tz: Annotated[
-        str | None,
-        typer.Option("--tz", help="IANA zone the export's times are in [default: this machine's]."),
-    ] = None,
-    thread: Annotated[
-        str | None,
-        typer.Option("--thread", help="Name of the chat [default: from the export's file name]."),
-    ] = None,
+    tz: TzOption = None,
+    thread: ThreadOption = None,
     date_order: DateOrderOption = None,
     site_name: Annotated[
-        str | None, typer.Option("--site-name", help="The site's name [default: the chat's].")
+        str | None, typer.Option("--site-name", help="The site's name (default: the chat's).")
     ] = None,
     writer: Annotated[
         str | None,
@@ -142,8 +143,7 @@ def run(
 ) -> None:
     """Turn an export into journals, posts, profiles, social cards and (with --site) a site.
 
-    Only what is new is made: windows whose messages are already written are skipped, and a
-    run that was stopped half-way is finished by the next one.
+    Only what is new is made; a run stopped half-way is finished by the next one.
     """
     with reported_errors(as_json):
         options = RunOptions(
@@ -184,10 +184,8 @@ def demo(
     if as_json:
         emit_json(summary.summary())
         return
-    console.print(f"sample export: {export}", highlight=False, markup=False)
+    say(f"sample export: {export}")
     report(summary, where)
-    console.print(
-        f"explore it: EGREGORA_DB={where} jupyter lab notebooks/explore.ipynb",
-        highlight=False,
-        markup=False,
+    say(
+        f"explore it: open notebooks/explore.ipynb with EGREGORA_DB={where}",
     )

@@ -60,7 +60,7 @@ def list_tasks(
 @app.command()
 def retry(
     task_ids: Annotated[
-        list[str] | None, typer.Argument(help="Only these tasks [default: all of --status].")
+        list[str] | None, typer.Argument(help="Only these tasks (default: all of --status).")
     ] = None,
     status: Annotated[
         str, typer.Option("--status", help="Queue again the tasks in this finished state.")
@@ -83,9 +83,9 @@ def purge(
         list[str] | None,
         typer.Option(
             "--status",
-            help="Delete tasks in this state; repeat for several [default: "
+            help="Delete tasks in this state; repeat for several (default: "
             + ", ".join(FINISHED)
-            + "].",
+            + ").",
         ),
     ] = None,
     db: DbOption = None,
