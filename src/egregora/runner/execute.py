@@ -28,6 +28,7 @@ from egregora.runner.documents import (
 from egregora.runner.model import Message, Window, signature
 from egregora.runner.source import ThreadMessages
 from egregora.runner.writer import WindowInput, Writer
+from egregora.storage.store import Storage
 from egregora.tasks import Task, TaskStore
 
 WINDOW, PROFILE = "window", "profile"
@@ -54,7 +55,7 @@ class Executor:
     def __init__(
         self,
         *,
-        store: Any,
+        store: Storage,
         queue: TaskStore,
         source: ThreadMessages,
         writer: Writer,

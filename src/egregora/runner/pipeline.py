@@ -203,12 +203,16 @@ def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str) -> int:
     """Queue the plan's work. Tasks left by runs that died are superseded first: their
     windows are planned again from what is stored now."""
     abandoned = []
+    live: dict[str, bool] = {}  # run id -> still running (one lookup per run, not per task)
     for status in ACTIVE:
         for task in queue.list(status=status, limit=None):
             if task.task_type not in TASK_TYPES:
                 continue
-            owner = runs.get(task.run_id) if task.run_id else None
-            if owner is None or owner.status != "running":
+            owner = task.run_id
+            if owner is not None and owner not in live:
+                run = runs.get(owner)
+                live[owner] = run is not None and run.status == "running"
+            if owner is None or not live[owner]:
                 abandoned.append(task.task_id)
     if abandoned:
         queue.supersede(abandoned)
