@@ -98,6 +98,15 @@ def say(text: str) -> None:
     console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
+def open_and_run(
+    db: str | None, export: Path, options: RunOptions, as_json: bool
+) -> tuple[RunSummary, str]:
+    """Open (and migrate) the database, run, and say where the database is."""
+    with Storage.open(db) as store:
+        store.ensure_schema()
+        return execute(store, export, options, as_json), str(store.url)
+
+
 def report(summary: RunSummary, db: str) -> None:
     docs = summary.documents
     say(
@@ -155,10 +164,7 @@ def run(
             site_name=site_name,
             writer=load_writer(writer),
         )
-        with Storage.open(db) as store:
-            store.ensure_schema()
-            summary = execute(store, export, options, as_json)
-            where = str(store.url)
+        summary, where = open_and_run(db, export, options, as_json)
     if as_json:
         emit_json(summary.summary())
     else:
@@ -177,10 +183,7 @@ def demo(
         export = sample_export(folder)
         target = db or str(folder / "egregora.duckdb")
         options = RunOptions(tz=TIMEZONE, site=folder / "site")
-        with Storage.open(target) as store:
-            store.ensure_schema()
-            summary = execute(store, export, options, as_json)
-            where = str(store.url)
+        summary, where = open_and_run(target, export, options, as_json)
     if as_json:
         emit_json(summary.summary())
         return
