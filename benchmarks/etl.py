@@ -307,8 +307,9 @@ class EtlIngest(Benchmark):
         "max_size=None) on the same file: reading, cleaning, parsing into a pandas DataFrame "
         "(date, username, message); no validation, no database, no notices (it folds them "
         "into the message above and cuts them off). Extra parse_only: "
-        "egregora.etl.parse_export on the file's text, already read (no ids, rows or "
-        "database). Extra insert_only: the rows that ingest wrote (read back once, untimed), "
+        "egregora.etl.parse_export on the file's text, already read and checked as UTF-8 "
+        "(no ids, rows or database). Extra insert_only: the rows that ingest wrote (read back "
+        "once, untimed), "
         "inserted by one plain INSERT ... SELECT in primary-key order into a fresh copy of "
         "the same migrated database, no contract: what DuckDB costs to store them under the "
         "table's PRIMARY KEY and UNIQUE (source, thread_id, seq), the floor of any ingest "
@@ -320,7 +321,7 @@ class EtlIngest(Benchmark):
         super().__init__(messages_for(data.num_rows))
         self.note = self.base_note
         self.manifest: ExportManifest | None = None
-        self.text = ""
+        self.text = b""
         self.folder: Path | None = None
         self.template: Path | None = None
         self.copies = 0
@@ -378,7 +379,10 @@ class EtlIngest(Benchmark):
             file=sys.stderr,
         )
         # whatstk's rows are egregora's entries without the notices, in order: compare a sample.
-        spoken = [i for i, kind in enumerate(entries.kinds) if kind != "system"]
+        kinds, filenames = entries.kinds.to_pylist(), entries.media_filenames.to_pylist()
+        texts_, omitted = entries.texts.to_pylist(), entries.omitted_media.to_pylist()
+        times, authors = entries.local_times.to_pylist(), entries.authors.to_pylist()
+        spoken = [i for i, kind in enumerate(kinds) if kind != "system"]
         require(
             rows == len(spoken),
             f"whatstk parsed {rows:,} rows; egregora found {len(spoken):,} non-notice entries",
@@ -389,15 +393,15 @@ class EtlIngest(Benchmark):
         for row in sorted(random.Random(SEED).sample(range(rows), min(SAMPLES, rows))):
             i = spoken[row]
             theirs = (dates[row].to_pydatetime(), names[row], str(texts[row]).strip())
-            if entries.kinds[i] == "media":
-                ours_text = f"{entries.media_filenames[i]} (file attached)"
-                if entries.texts[i] is not None:
-                    ours_text += f"\n{entries.texts[i]}"
-            elif entries.omitted_media[i]:
+            if kinds[i] == "media":
+                ours_text = f"{filenames[i]} (file attached)"
+                if texts_[i] is not None:
+                    ours_text += f"\n{texts_[i]}"
+            elif omitted[i]:
                 ours_text = "<Media omitted>"
             else:
-                ours_text = entries.texts[i] or ""
-            ours = (entries.local_times[i], entries.authors[i], ours_text.strip())
+                ours_text = texts_[i] or ""
+            ours = (times[i], authors[i], ours_text.strip())
             require(ours == theirs, f"message {i}: egregora reads {ours!r}, whatstk {theirs!r}")
 
     def _copy(self) -> Path:
@@ -507,7 +511,7 @@ class EtlIngest(Benchmark):
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = self.template = None
-        self.text = ""
+        self.text = b""
         self.stored = None
 
 

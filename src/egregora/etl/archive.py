@@ -7,11 +7,14 @@ encoding. Media bytes are read lazily and counted as they are read, since a zip'
 
 from __future__ import annotations
 
+import codecs
 import re
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
 
 from egregora.errors import EgregoraError
 
@@ -83,7 +86,7 @@ class Export:
     """The chat text, the chat's name as the export gives it, and the media files."""
 
     path: Path
-    text: str
+    text: bytes  # UTF-8, checked
     chat_name: str
     media: tuple[MediaFile, ...]
 
@@ -177,17 +180,38 @@ def _chat_name(filename: str) -> str:
     return _named_export(filename) or (stem if stem and stem != "_chat" else "chat")
 
 
-def decode(raw: bytes, name: str) -> str:
-    """UTF-8 text (a byte-order mark is dropped; UTF-16 with its mark is read too)."""
+def decode(raw: bytes, name: str) -> bytes:
+    """The chat text as checked UTF-8 bytes (a byte-order mark is dropped; UTF-16 with its mark
+    is read too)."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16").encode()
         except UnicodeDecodeError as exc:
             raise ExportFileError(f"{name} starts as UTF-16 but is not: {exc.reason}") from exc
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    if is_utf8(raw):
+        return raw
     try:
-        return raw.decode("utf-8-sig")
+        raw.decode("utf-8")  # only to say where the text breaks
     except UnicodeDecodeError as exc:
         raise ExportFileError(
             f"{name} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "export the chat again, or convert it first (iconv -f LATIN1 -t UTF-8)"
         ) from exc
+    return raw
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (checked by Arrow, without building a Python str)."""
+    return utf8_array(data) is not None
+
+
+def utf8_array(data: bytes) -> pa.Array | None:
+    """``data`` as a one-element Arrow string array, or None when it is not valid UTF-8."""
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return whole

@@ -28,16 +28,18 @@ def clean(text: str) -> str:
     return _ODD.sub(lambda m: "" if m.group() in MARKS else " ", text)
 
 
-HEADER = re.compile(
-    r"""
-    ^(?P<open>\[)?
-    (?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),?\ +
-    (?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?
-    (?:\ ?(?P<ampm>[AaPp])\.?\ ?[Mm]\.?)?
-    (?(open)\]\ |\ [-\u2013]\ )
-    """,
-    re.VERBOSE | re.MULTILINE,
+# The header, for pyarrow's RE2 kernels (no conditionals there): ``open`` and ``close`` must
+# agree, "[" with "] " (iOS) and nothing with " - " (Android); ``header_fields`` checks that.
+HEADER = (
+    r"^(?P<open>\[?)"
+    r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),? +"
+    r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?"
+    r"(?: ?(?P<ampm>[AaPp])\.? ?[Mm]\.?)?"
+    "(?P<close>\\] | [-\u2013] )"
 )
+IOS_CLOSE = "] "
+# A line holding one of these needs `clean` before it can be matched.
+ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}]"
 
 MAX_NAME = 100  # "Name: text": a name has no colon or line break, and is not longer than this
 

@@ -111,11 +111,9 @@ def ingest_export(
             "event_id", "seq"
         )
     )
-    known = set(stored["event_id"].to_pylist())
-    seqs = stored["seq"].to_pylist()
-    next_seq = (max(seqs) + 1) if seqs else 0
-    fresh = [i for i, event in enumerate(ids) if event not in known]
-    fresh_ids = {ids[i] for i in fresh}
+    next_seq = int(pc.max(stored["seq"]).as_py()) + 1 if stored.num_rows else 0
+    # Ids are unique within an export (identical entries are numbered), so new ones are new rows.
+    fresh = pc.invert(pc.is_in(ids, value_set=stored["event_id"].combine_chunks()))
     say("reading media")
     media_rows, files = _media(store, export, entries, thread_id, zone_name, now)
     say("writing")
@@ -140,22 +138,25 @@ def ingest_export(
         raise
     if runs is not None and run_id is not None:
         runs.finish(run_id, rows_in=len(entries), rows_out=rows.num_rows + len(media_rows))
-    authors = {a for a in entries.authors if a is not None}
     return IngestResult(
         thread_id=thread_id,
         chat_name=chat_name,
         messages=len(entries),
-        new=len(fresh_ids),
-        duplicates=len(entries) - len(fresh),
-        authors=len(authors),
-        media=entries.kinds.count("media"),
-        system=entries.kinds.count("system"),
+        new=rows.num_rows,
+        duplicates=len(entries) - rows.num_rows,
+        authors=len(pc.unique(entries.authors.drop_null())),
+        media=_count(entries.kinds, "media"),
+        system=_count(entries.kinds, "system"),
         media_files=len(export.media),
         media_files_new=len(media_rows),
         date_order=entries.date_order,
         date_order_guessed=entries.date_order_guessed,
         timezone=zone_name,
     )
+
+
+def _count(values: pa.Array, value: str) -> int:
+    return int(pc.sum(pc.equal(values, value)).as_py() or 0)
 
 
 # -- identities ---------------------------------------------------------------------------------
@@ -171,32 +172,45 @@ def author_uuid(thread_id: str, name: str) -> str:
     return str(uuid.uuid5(AUTHORS, f"{SOURCE}\x1f{thread_id}\x1f{name}"))
 
 
-def event_ids(thread_id: str, entries: Entries) -> list[str]:
-    """Deterministic ids: the same entry of the same chat has the same id in any export."""
-    out = []
-    stamps: dict[datetime, str] = {}
-    for when, author, text, filename, nth in zip(
-        entries.local_times,
-        entries.authors,
-        entries.texts,
-        entries.media_filenames,
-        entries.occurrences,
-        strict=True,
-    ):
-        stamp = stamps.get(when)
-        if stamp is None:
-            stamp = stamps[when] = when.isoformat()
-        key = (
-            f"{SOURCE}\x1f{thread_id}\x1f{stamp}\x1f{_field(author)}\x1f{_field(text)}"
-            f"\x1f{_field(filename)}\x1f{nth}"
-        )
-        out.append(hashlib.blake2b(key.encode(), digest_size=16).hexdigest())
-    return out
+def event_ids(thread_id: str, entries: Entries) -> pa.Array:
+    """Deterministic ids: the same entry of the same chat has the same id in any export.
+
+    An id hashes the thread, the local time as written, the author, the text, the attachment,
+    and how many identical entries came before it in the export (usually none).
+    """
+    base = pc.binary_join_element_wise(
+        SOURCE,
+        thread_id,
+        entries.stamps,
+        _field(entries.authors),
+        _field(entries.texts),
+        _field(entries.media_filenames),
+        _KEY_SEPARATOR,
+    )
+    first = pc.binary_join_element_wise(base, "0", _KEY_SEPARATOR).cast(pa.binary())
+    ids = [_digest(key) for key in first.to_pylist()]
+    if len(set(ids)) < len(ids):  # identical entries: the second one counts 1, and so on
+        seen: dict[str, int] = {}
+        for row, event in enumerate(ids):
+            nth = seen[event] = seen.get(event, -1) + 1
+            if nth:
+                ids[row] = _digest(f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode())
+    # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
+    offsets = pa.array(range(0, 32 * len(ids) + 1, 32), pa.int32()).buffers()[1]
+    data = pa.py_buffer("".join(ids).encode("ascii"))
+    return pa.Array.from_buffers(pa.string(), len(ids), [None, offsets, data])
 
 
-def _field(value: str | None) -> str:
-    """A value in an id's key: None and the text "None" must differ."""
-    return "-" if value is None else "+" + value
+_KEY_SEPARATOR = "\x1f"
+
+
+def _digest(key: bytes) -> str:
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def _field(values: pa.Array) -> pa.Array:
+    """Values in an id's key: NULL and the text "None" must differ ("-" against "+None")."""
+    return pc.if_else(pc.is_null(values), "-", pc.binary_join_element_wise("+", values, ""))
 
 
 # -- time zones ---------------------------------------------------------------------------------
@@ -232,8 +246,8 @@ def local_zone() -> str:
     return f"{offset[:3]}:{offset[3:]}"
 
 
-def _aware(times: list[datetime], zone_name: str) -> pa.Array:
-    naive = pa.array(times, pa.timestamp("us"))
+def _aware(naive: pa.Array, zone_name: str) -> pa.Array:
+    """Local times (timestamp[us], no zone) as instants in ``zone_name``."""
     # A time that a DST change skips is moved forward; one it repeats is the earlier instant.
     local = pc.assume_timezone(
         naive, timezone=zone_name, ambiguous="earliest", nonexistent="latest"
@@ -244,33 +258,34 @@ def _aware(times: list[datetime], zone_name: str) -> pa.Array:
 # -- rows -----------------------------------------------------------------------------------------
 def _message_rows(
     entries: Entries,
-    ids: list[str],
-    fresh: list[int],
+    ids: pa.Array,
+    fresh: pa.Array,
     thread_id: str,
     zone_name: str,
     first_seq: int,
     now: datetime,
     run_id: str | None,
 ) -> pa.Table:
-    """The rows of the ``fresh`` entries, built column by column in Arrow."""
-    authors = pa.array(entries.authors, pa.string())
+    """The rows of the entries ``fresh`` marks, built column by column in Arrow."""
+    authors = entries.authors
     names = pc.unique(authors.drop_null())
     pseudonyms = pa.array([author_uuid(thread_id, n) for n in names.to_pylist()], pa.string())
-    omitted = pa.array(entries.omitted_media, pa.bool_())
     every = pa.table(
         {
-            "event_id": pa.array(ids, pa.string()),
-            "kind": pa.array(entries.kinds, pa.string()),
+            "event_id": ids,
+            "kind": entries.kinds,
             "author_raw": authors,
             "author_uuid": pseudonyms.take(pc.index_in(authors, value_set=names)),
-            "text": pa.array(entries.texts, pa.string()),
-            "media_filename": pa.array(entries.media_filenames, pa.string()),
-            "media_type": pa.array(entries.media_types, pa.string()),
-            "attrs": pc.if_else(omitted, '{"media_omitted": true}', pa.scalar(None, pa.string())),
+            "text": entries.texts,
+            "media_filename": entries.media_filenames,
+            "media_type": entries.media_types,
+            "attrs": pc.if_else(
+                entries.omitted_media, '{"media_omitted": true}', pa.scalar(None, pa.string())
+            ),
             "ts": _aware(entries.local_times, zone_name),
         }
     )
-    rows = every if len(fresh) == len(ids) else every.take(pa.array(fresh, pa.int64()))
+    rows = every if pc.all(fresh).as_py() else every.filter(fresh)
     n = rows.num_rows
     return pa.table(
         {
@@ -314,12 +329,16 @@ def _media(
     """Document rows for media files not stored yet, and the files to keep."""
     if not export.media:
         return [], []
-    sent: dict[str, datetime] = {}
-    for when, filename in zip(entries.local_times, entries.media_filenames, strict=True):
-        if filename is not None:
-            sent.setdefault(filename, when)
-    first_sent = _aware(list(sent.values()), zone_name).to_pylist() if sent else []
-    sent_at = dict(zip(sent, first_sent, strict=True))
+    attached = pc.is_valid(entries.media_filenames)
+    sent = pa.table(
+        {
+            "name": entries.media_filenames.filter(attached),
+            "at": _aware(entries.local_times.filter(attached), zone_name),
+        }
+    )
+    sent_at: dict[str, datetime] = {}
+    for name, at in zip(sent["name"].to_pylist(), sent["at"].to_pylist(), strict=True):
+        sent_at.setdefault(name, at)
     candidates = [(media, _media_id(thread_id, media)) for media in export.media]
     documents = store.table("documents")
     wanted = [doc_id for _, doc_id in candidates]
