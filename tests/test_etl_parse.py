@@ -43,7 +43,8 @@ entries = st.lists(
     max_size=12,
 )
 # One entry per way a "Name: text" line can need the closer look, each between two plain ones.
-TRICKY = [
+Entry = tuple[str, str, str, list[str]]
+TRICKY: list[Entry] = [
     ("Ana", ": ", text, [])
     for text in (
         *("imagem ocultada", "image omitted", "<Media omitted>", "IMG-1.jpg (file attached)"),
