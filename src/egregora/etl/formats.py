@@ -29,7 +29,7 @@ def clean(text: str) -> str:
 
 
 # The header, for pyarrow's RE2 kernels (no conditionals there): ``open`` and ``close`` must
-# agree, "[" with "] " (iOS) and nothing with " - " (Android); ``header_fields`` checks that.
+# agree, "[" with "] " (iOS) and nothing with " - " (Android); ``parse_export`` checks that.
 HEADER = (
     r"^(?P<open>\[?)"
     r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),? +"

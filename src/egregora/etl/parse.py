@@ -321,6 +321,15 @@ def _local_time(stamp: Stamp, order: DateOrder, name: str) -> datetime:
 
 
 # -- what each entry is -------------------------------------------------------------------------
+class _Classes(NamedTuple):
+    kinds: pa.Array
+    authors: pa.Array
+    texts: pa.Array
+    media_filenames: pa.Array
+    media_types: pa.Array
+    omitted_media: pa.Array
+
+
 def _classify_all(rests: pa.Array, continued: dict[int, str]) -> _Classes:
     """Kind, author, text and attachment of every entry.
 
@@ -376,15 +385,6 @@ def _classify_all(rests: pa.Array, continued: dict[int, str]) -> _Classes:
             )
         ]
     return _Classes(*columns)
-
-
-class _Classes(NamedTuple):
-    kinds: pa.Array
-    authors: pa.Array
-    texts: pa.Array
-    media_filenames: pa.Array
-    media_types: pa.Array
-    omitted_media: pa.Array
 
 
 def _classify(rest: str) -> Classified:
