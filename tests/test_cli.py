@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ import pytest
 import sqlglot
 from typer.testing import CliRunner
 
+from egregora import __version__
 from egregora.cli.app import app
 from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
@@ -164,7 +166,9 @@ def test_schema_mermaid_and_json_cover_every_table() -> None:
 def test_version_flag() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.stdout.strip()
+    assert result.stdout == f"{__version__}\n"  # the version alone, one line
+    with (Path(__file__).resolve().parents[1] / "pyproject.toml").open("rb") as handle:
+        assert __version__ == tomllib.load(handle)["project"]["version"]  # the installed one
 
 
 def test_console_script_is_installed() -> None:

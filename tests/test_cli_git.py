@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.ddl import statements as sql
+from egregora.storage import Storage
 
 runner = CliRunner()
 T0 = 1_700_000_000
@@ -57,7 +59,7 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_sync_prints_the_summary_the_issue_names_and_is_incremental(
+def test_sync_prints_its_summary_and_is_incremental(
     repo: Path, db_path: Path
 ) -> None:
     code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
@@ -68,6 +70,59 @@ def test_sync_prints_the_summary_the_issue_names_and_is_incremental(
     assert first["rewritten"] is False
     code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
     assert json.loads(out) == {**first, "new_commits": 0}
+
+
+def test_sync_full_reads_the_whole_history_again_and_answers_the_same(
+    repo: Path, db_path: Path
+) -> None:
+    db = ("--db", str(db_path))
+    first = json.loads(_run("git", "sync", str(repo), *db, "--json")[1])
+    at = f"@{T0 + 100}"
+    answers = [_run("git", "resolve", str(repo), name, at, *db) for name in TRICKY]
+    # A cached answer: a plain resync that reads no commit keeps it, --full drops it.
+    with Storage.open(str(db_path)) as store:
+        store.write("git_lookup_cache", [_cached(first["repo_id"])])
+    stored = _commit_rows(db_path)
+    code, out, _ = _run("git", "sync", str(repo), *db, "--json")
+    assert code == 0 and json.loads(out) == {**first, "new_commits": 0}
+    assert _cached_paths(db_path) == ["elsewhere.md"]
+    code, out, _ = _run("git", "sync", str(repo), "--full", *db, "--json")
+    assert code == 0
+    assert json.loads(out) == first  # both commits read again, the same rows stored
+    assert (first["new_commits"], first["rewritten"]) == (2, False)
+    assert _commit_rows(db_path) == stored
+    assert _cached_paths(db_path) == []
+    assert [_run("git", "resolve", str(repo), name, at, *db) for name in TRICKY] == answers
+    code, out, _ = _run("git", "sync", str(repo), "--full", *db)
+    assert code == 0
+    assert " ".join(out.split()) == (
+        f"{first['repo_id']}: synced; 2 new commit(s) read, 2 on the first-parent history, "
+        "5 file changes stored"
+    )
+
+
+def _cached(repo_id: str) -> dict[str, object]:
+    at = datetime.fromtimestamp(T0 + 50, UTC)
+    return {
+        "repo_id": repo_id,
+        "path": "elsewhere.md",
+        "at": at,
+        "resolved_at": at,
+        "last_accessed_at": at,
+        "hits": 0,
+    }
+
+
+def _commit_rows(db_path: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        query = "SELECT * FROM git_commits ORDER BY chain_seq, path"
+        return [tuple(row) for row in con.execute(query).fetchall()]
+
+
+def _cached_paths(db_path: Path) -> list[str]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        rows = con.execute("SELECT path FROM git_lookup_cache ORDER BY path").fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def test_resolve_prints_the_commit_and_fails_clearly_before_the_first(

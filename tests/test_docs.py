@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from egregora.migrations import shipped_migrations
@@ -14,6 +17,20 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_schema_reference_is_up_to_date() -> None:
     current = (DOCS / "schema.md").read_text(encoding="utf-8")
     assert current == markdown(CATALOG), "docs/schema.md is stale: run `make docs`"
+
+
+def test_make_docs_command_prints_the_schema_reference_byte_for_byte() -> None:
+    """`make docs` is `egregora db schema --format markdown > docs/schema.md`."""
+    script = Path(sys.executable).parent / "egregora"
+    done = subprocess.run(
+        [str(script), "db", "schema", "--format", "markdown"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "40"},  # a narrow terminal must not wrap the output
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr == b""
+    assert done.stdout == (DOCS / "schema.md").read_bytes(), "docs/schema.md is stale: make docs"
 
 
 def test_schema_reference_mentions_every_column_and_rule() -> None:

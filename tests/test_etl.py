@@ -545,6 +545,29 @@ def test_tz_makes_local_times_instants(tmp_path: Path, empty_db: Path) -> None:
     }
 
 
+def test_without_tz_times_are_local_to_the_machines_zone(tmp_path: Path, empty_db: Path) -> None:
+    """`egregora ingest` without --tz reads the times in $TZ, and says which zone it used."""
+    path = tmp_path / "WhatsApp Chat with Family.txt"
+    path.write_text("14/03/2024, 10:00 - Ana Sousa: ten o'clock\n", encoding="utf-8")
+    stored = {}
+    for machine in ("America/Sao_Paulo", ":Asia/Tokyo"):  # a leading ':' is POSIX's own form
+        name = machine.lstrip(":")
+        db = copy_database(empty_db, tmp_path / name.replace("/", "-") / "egregora.duckdb")
+        result = runner.invoke(app, ["ingest", str(path), "--db", str(db)], env={"TZ": machine})
+        assert result.exit_code == 0, result.output
+        assert " ".join(result.stdout.split()).endswith(f"times in {name}")
+        with Storage.open(str(db)) as store:
+            (row,) = _rows(store)
+            (run,) = RunStore(store).list()
+        assert run.attrs["config"]["tz"] == name
+        assert row["ts"] == _local("2024-03-14 10:00", name)
+        stored[name] = row["ts"]
+    assert stored == {
+        "America/Sao_Paulo": datetime(2024, 3, 14, 13, 0, tzinfo=UTC),
+        "Asia/Tokyo": datetime(2024, 3, 14, 1, 0, tzinfo=UTC),
+    }
+
+
 def test_daylight_saving_gaps_move_forward_and_repeats_take_the_earlier(
     store: Storage, tmp_path: Path
 ) -> None:

@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,17 +302,28 @@ def test_a_ledger_from_a_newer_egregora_is_refused() -> None:
 
 
 def test_ledger_rows_record_who_applied_what_and_when(db_path: Path) -> None:
+    before = datetime.now(UTC)
+    started = time.perf_counter()
     migrate_database(DatabaseURL.parse(str(db_path)))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    after = datetime.now(UTC)
     with duckdb.connect(str(db_path)) as con:
         rows = con.execute(
             "SELECT id, description, checksum, duration_ms, applied_by_host, applied_by_pid, "
-            "egregora_version FROM schema_migrations ORDER BY id"
+            "egregora_version, applied_at FROM schema_migrations ORDER BY id"
         ).fetchall()
     assert [r[0] for r in rows] == [m.id for m in CHAIN]
     for row, migration in zip(rows, CHAIN, strict=True):
         assert row[1] == migration.description and row[2] == migration.checksum
-        assert row[3] >= 0
-        assert row[4:] == (socket.gethostname(), os.getpid(), __version__)
+        assert row[4:7] == (socket.gethostname(), os.getpid(), __version__)
+        assert before <= row[7] <= after
+    # Each duration is that migration's own time, in milliseconds: together no longer than
+    # the whole migrate call took.
+    durations = [row[3] for row in rows]
+    assert all(isinstance(d, int) and d >= 0 for d in durations)
+    assert 0 < sum(durations) <= elapsed_ms  # measured: creating the tables takes time
+    applied = [row[7] for row in rows]
+    assert applied == sorted(applied)  # applied one after another, in order
 
 
 def test_dry_run_prints_sql_and_changes_nothing(tmp_path: Path, db_path: Path) -> None:

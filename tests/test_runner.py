@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,13 @@ from egregora.runner.cards import HEIGHT, WIDTH, card_key, ensure_cards, render_
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.runner.execute import TaskFailedError
 from egregora.runner.model import Window, signature
-from egregora.runner.site import MANIFEST
+from egregora.runner.site import MANIFEST, card_date
 from egregora.runner.windows import plan_windows
 from egregora.runner.writer import member, name_words
 from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.tasks import Backoff, TaskStore
+from tests.support import copy_database
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 runner = CliRunner()
@@ -150,10 +151,21 @@ def test_days_are_local_days_of_the_export_zone() -> None:
     assert [w.label for w in in_utc] == ["2024-05-13", "2024-05-14", "2024-05-15"]
 
 
-def test_a_day_that_changes_the_clock_is_23_hours_long() -> None:
+def test_a_day_that_changes_the_clock_is_23_or_25_hours_long() -> None:
     times = [datetime(2024, 3, 31, 12, tzinfo=LISBON).astimezone(UTC)]  # clocks go forward
     (window,) = plan_windows("t", thread_table(times), WindowSpec(), TIMEZONE)
+    assert (window.start, window.end) == (
+        datetime(2024, 3, 31, 0, tzinfo=UTC),  # midnight, winter time (UTC+0)
+        datetime(2024, 3, 31, 23, tzinfo=UTC),  # the next midnight, summer time (UTC+1)
+    )
     assert window.end - window.start == timedelta(hours=23)
+    times = [datetime(2024, 10, 27, 12, tzinfo=LISBON).astimezone(UTC)]  # clocks go back
+    (window,) = plan_windows("t", thread_table(times), WindowSpec(), TIMEZONE)
+    assert (window.start, window.end) == (
+        datetime(2024, 10, 26, 23, tzinfo=UTC),
+        datetime(2024, 10, 28, 0, tzinfo=UTC),
+    )
+    assert window.end - window.start == timedelta(hours=25)
 
 
 def test_weeks_run_monday_to_monday() -> None:
@@ -244,8 +256,6 @@ def test_a_card_is_a_1200_by_630_png() -> None:
 
 
 def test_cards_are_drawn_once(tmp_path: Path, empty_db: Path) -> None:
-    from tests.support import copy_database
-
     db = copy_database(empty_db, tmp_path / "db.duckdb")
     wanted = [("Whales", "14 May 2024"), ("Hot springs", "15 May 2024"), ("Whales", "14 May 2024")]
     with Storage.open(str(db)) as store, AssetCache(store) as cache:
@@ -316,10 +326,10 @@ def test_journals_hold_their_window_as_the_messages_say(demo_folder: Path) -> No
     for day, held in by_day.items():
         journal = documents[f"journal-trip-planners-{day.isoformat()}"]
         ext = json.loads(journal["extensions"])
-        assert journal["window_start"] == datetime.combine(day, datetime.min.time(), LISBON)
-        assert (
-            journal["window_end"] == journal["window_start"] + timedelta(days=1) or day.month == 3
-        )
+        assert journal["window_start"] == datetime.combine(day, time(), LISBON)
+        assert journal["window_end"] == datetime.combine(day + timedelta(days=1), time(), LISBON)
+        # The sample's days are in May, when Lisbon's clocks do not change: 24 hours each.
+        assert journal["window_end"] - journal["window_start"] == timedelta(hours=24)
         assert journal["window_signature"] == signature(m["event_id"] for m in held)
         assert journal["authors"] == sorted({m["author_uuid"] for m in held if m["author_uuid"]})
         assert ext["messages"] == len(held)
@@ -399,6 +409,34 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
     assert (out / "posts" / "trip-planners-2024-05-14" / "index.html").is_file()
 
 
+def test_site_name_is_the_sites_title_and_drawn_on_every_card(
+    tmp_path: Path, empty_db: Path
+) -> None:
+    db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
+    name = 'Ana\'s "Trip": #1 <b>'  # a quote, double quotes, a colon, a hash and markup
+
+    def run_into(site: Path, *named: str) -> dict[str, Any]:
+        args = ["run", str(FIXTURES / "family_short.txt"), "--tz", TIMEZONE, "--thread", "Family"]
+        result = runner.invoke(app, [*args, "--site", str(site), *named, "--db", str(db), "--json"])
+        assert result.exit_code == 0, result.output
+        config: dict[str, Any] = yaml.safe_load((site / "mkdocs.yml").read_text(encoding="utf-8"))
+        return config
+
+    site = tmp_path / "site"
+    assert run_into(site, "--site-name", name)["site_name"] == name
+    pages = [*(site / "docs" / "posts").glob("family-*.md")]
+    pages += [*(site / "docs" / "journal").glob("family-*.md")]
+    assert len(pages) == 2  # one window: its post and its journal
+    for page in pages:
+        fields, _ = front_matter(page)
+        card = (page.parent / fields["image"]).read_bytes()
+        when = card_date(fields["date"])
+        assert card == render_card(fields["title"], when, name)
+        assert card != render_card(fields["title"], when, "Family")
+    # Without --site-name the site is named after the chat.
+    assert run_into(tmp_path / "unnamed")["site_name"] == "Family"
+
+
 def test_every_stage_is_a_run_under_the_run(demo_folder: Path) -> None:
     with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
         runs = RunStore(store)
@@ -413,8 +451,6 @@ def test_every_stage_is_a_run_under_the_run(demo_folder: Path) -> None:
 
 
 def test_a_longer_export_writes_only_the_windows_it_changes(tmp_path: Path, empty_db: Path) -> None:
-    from tests.support import copy_database
-
     db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
     short, long = FIXTURES / "family_short.txt", FIXTURES / "family_long.txt"
     with Storage.open(str(db)) as store:
@@ -476,8 +512,6 @@ class Failing(ExtractiveWriter):
 
 
 def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, empty_db: Path) -> None:
-    from tests.support import copy_database
-
     db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
     export = sample_export(tmp_path)
     options = RunOptions(tz=TIMEZONE, writer=Failing(), backoff=Backoff(base=timedelta(0)))

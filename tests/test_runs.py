@@ -29,10 +29,14 @@ from typer.testing import CliRunner
 
 import egregora
 from egregora.cli.app import app
+from egregora.digest import content_hash
 from egregora.errors import ConfigurationError, ContractViolation, EgregoraError, NotFoundError
 from egregora.runs import DEFAULT_STALE_AFTER, RunStore, code_version
+from egregora.runs import version as version_module
 from egregora.storage import Storage
 from egregora.tasks import NewTask, TaskStore
+from tests.gitrepo import T0 as GIT_T0
+from tests.gitrepo import GitRepo
 from tests.support import copy_database
 
 runner = CliRunner()
@@ -184,7 +188,8 @@ def test_start_records_what_runs_on_what_by_which_code_and_process(
     assert run.config_hash == _sha256('{"a":[1,2],"b":1}')
     assert run.attrs == {"config": {"a": [1, 2], "b": 1}}
     assert run.code_version == code_version()
-    assert run.input_checksum is not None and re.fullmatch(r"[0-9a-f]{64}", run.input_checksum)
+    # The content hash of the inputs, the file counted by its bytes (not its name).
+    assert run.input_checksum == content_hash([b"PK\x03\x04 chat export", b"bytes"])
     assert (run.host, run.pid) == (socket.gethostname(), os.getpid())
     assert run.started_at == run.heartbeat_at == T0
     assert (run.finished_at, run.rows_in, run.rows_out, run.error, run.duration) == (
@@ -196,10 +201,70 @@ def test_start_records_what_runs_on_what_by_which_code_and_process(
     )
 
 
+def _git_out(folder: Path, *args: str) -> str | None:
+    done = subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@pytest.fixture
+def fresh_code_version() -> Iterator[None]:
+    """``code_version`` is computed once per process: compute it afresh here, and after."""
+    code_version.cache_clear()
+    yield
+    code_version.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_code_version")
 def test_code_version_is_the_package_version_and_the_checkout_commit() -> None:
-    version = code_version()
-    assert version.startswith(egregora.__version__)
-    assert re.fullmatch(re.escape(egregora.__version__) + r"(\+g[0-9a-f]{12}(\.dirty)?)?", version)
+    root = Path(egregora.__file__).resolve().parents[2]
+    if _git_out(root, "rev-parse", "--show-toplevel") != str(root):
+        pytest.skip(f"{root} is not a git checkout of egregora")
+    commit = _git_out(root, "rev-parse", "--short=12", "HEAD")
+    assert commit is not None and re.fullmatch(r"[0-9a-f]{12}", commit)
+    # Dirty: a tracked file of the package differs from HEAD (untracked files do not count).
+    changed = _git_out(root, "status", "--porcelain", "--untracked-files=no", "--", "src/egregora")
+    dirty = ".dirty" if changed else ""
+    assert code_version() == f"{egregora.__version__}+g{commit}{dirty}"
+
+
+@pytest.mark.usefixtures("fresh_code_version")
+def test_code_version_names_a_checkouts_commit_and_its_uncommitted_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = GitRepo(tmp_path.resolve() / "checkout")
+    repo.write("src/egregora/__init__.py", "")
+    repo.write("README.md", "readme\n")
+    head = repo.commit("egregora", GIT_T0)
+    monkeypatch.setattr(version_module, "PACKAGE", repo.root / "src" / "egregora")
+    clean = f"{egregora.__version__}+g{head[:12]}"
+    assert code_version() == clean
+    (repo.root / "src" / "egregora" / "new.py").write_text("untracked\n", encoding="utf-8")
+    (repo.root / "README.md").write_text("edited outside the package\n", encoding="utf-8")
+    code_version.cache_clear()
+    assert code_version() == clean
+    (repo.root / "src" / "egregora" / "__init__.py").write_text("x = 1\n", encoding="utf-8")
+    code_version.cache_clear()
+    assert code_version() == f"{clean}.dirty"
+
+
+@pytest.mark.usefixtures("fresh_code_version")
+def test_code_version_outside_a_checkout_is_the_package_version_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.resolve()))
+    installed = tmp_path.resolve() / "site-packages" / "egregora"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(version_module, "PACKAGE", installed)
+    assert code_version() == egregora.__version__
+    # Installed into another project's repository: that repository's commit is not egregora's.
+    project = GitRepo(tmp_path.resolve() / "project")
+    project.write(".venv/lib/egregora/__init__.py", "")
+    project.commit("a project that installs egregora", GIT_T0)
+    monkeypatch.setattr(version_module, "PACKAGE", project.root / ".venv" / "lib" / "egregora")
+    code_version.cache_clear()
+    assert code_version() == egregora.__version__
 
 
 def test_config_hash_ignores_key_order_and_spacing_but_not_values(runs: RunStore) -> None:
@@ -468,13 +533,17 @@ def test_a_run_left_running_by_a_killed_process_is_marked_failed_stale(fresh_db:
         child.wait(timeout=30)
     with Storage.open(str(fresh_db)) as store:
         runs = RunStore(store)
+        marking = datetime.now(UTC)
         assert runs.mark_stale() == [run_id]
+        marked = datetime.now(UTC)
         run = runs.require(run_id)
         assert runs.mark_stale() == []
     assert run.status == "failed"
     assert run.error is not None and run.error.startswith("stale:")
     assert f"process {child.pid} on {HOST}" in run.error
-    assert run.finished_at is not None and run.finished_at >= run.started_at
+    # It ends when it is found dead, not when it started or last beat.
+    assert run.finished_at is not None and marking <= run.finished_at <= marked
+    assert run.started_at < marking
 
 
 def test_a_run_of_this_process_is_never_stale(runs: RunStore, clock: Clock) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.ddl.diff import diff_duckdb, expected_schema
+from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog, Table, col
 from egregora.storage.setup import migrate_database, verify
@@ -18,6 +19,7 @@ from egregora.storage.url import DatabaseURL
 from tests.support import create_schema
 
 runner = CliRunner()
+HEAD = shipped_migrations()[-1].id
 
 
 def _without_rule(table: Table, rule: str) -> Table:
@@ -41,7 +43,9 @@ def tamper(path: Path) -> None:
 
 def test_a_fresh_database_verifies_clean(db_path: Path) -> None:
     url = DatabaseURL.parse(str(db_path))
-    assert migrate_database(url).to_id is not None
+    result = migrate_database(url)
+    assert (result.from_id, result.to_id) == (None, HEAD)
+    assert result.applied == tuple(m.id for m in shipped_migrations())
     assert verify(url) == []
 
 
