@@ -1,4 +1,9 @@
-"""``python -m benchmarks [--quick] [--rows N] [--repeats K] [--case NAME ...]``."""
+"""``python -m benchmarks [--quick] [--rows N] [--repeats K] [--case NAME ...]``.
+
+Exits 1 when any case fails (a correctness check in its ``prepare`` or in a repetition, or
+anything else it raises), after running the others: ``--quick`` doubles as a smoke test of
+every case.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,17 @@ import argparse
 import json
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
 from rich.console import Console
 
 from benchmarks.cases import CASES
 from benchmarks.data import documents_arrow
-from benchmarks.harness import extra_lines, measure, report, results_table
+from benchmarks.harness import CaseFailed, Result, extra_lines, measure, report, results_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 FULL_ROWS, QUICK_ROWS = 1_000_000, 20_000
@@ -31,7 +38,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Time each case against its baseline in this process; print medians and "
-        "their ratio, and write benchmarks/results/latest.json.",
+        "their ratio, and write benchmarks/results/latest.json. Exits 1 if a case fails "
+        "(such as one of its correctness checks).",
     )
     parser.add_argument(
         "--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, {QUICK_REPEATS} repeats"
@@ -50,6 +58,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _run_case(name: str, data: pa.Table, repeats: int, log: Console) -> Result:
+    """One case, built and measured; any failure raised as ``CaseFailed``."""
+    try:
+        bench = CASES[name](data)
+    except Exception as exc:
+        raise CaseFailed(name, "setup", exc) from exc
+    return measure(bench, repeats, log)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for message in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
@@ -60,34 +77,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.case or list(CASES)
     log = Console(stderr=True)
     # Wide enough that the table never wraps when stdout is a pipe or a file (rich assumes 80).
-    out = Console(width=None if sys.stdout.isatty() else 140)
+    out = Console(width=None if sys.stdout.isatty() else 160)
 
     started = time.perf_counter()
     log.print(f"generating {rows:,} valid documents rows ...", highlight=False)
     data = documents_arrow(rows)
     generated = time.perf_counter() - started
-    results = []
+    results: list[Result] = []
+    failures: dict[str, str] = {}
     for name in names:
         log.print(
             f"{name}: checking the valid-data path, then {repeats} repetitions", highlight=False
         )
-        results.append(measure(CASES[name](data), repeats, log))
+        try:
+            result = _run_case(name, data, repeats, log)
+        except CaseFailed as failed:
+            failures[name] = str(failed)
+            trace = traceback.format_exception(failed.__cause__ or failed)
+            log.print("".join(trace), markup=False, highlight=False, soft_wrap=True, end="")
+            log.print(str(failed), markup=False, highlight=False, soft_wrap=True)
+            continue
+        results.append(result)
+        log.print(f"  {name}: {result.wall_s:.1f} s in all", highlight=False)
     total = time.perf_counter() - started
 
-    title = f"{rows:,} rows, median of {repeats} (ratio = case / baseline; lower is cheaper)"
-    out.print(results_table(results, title))
-    for line in extra_lines(results):
-        out.print(line, highlight=False)
+    if results:
+        title = (
+            f"{rows:,} rows, median of {repeats} (ratio = case / baseline; lower is cheaper; "
+            "sizes = case items / baseline items)"
+        )
+        out.print(results_table(results, title))
+        for line in extra_lines(results):
+            out.print(line, highlight=False)
     document = report(
         results,
         rows=rows,
         repeats=repeats,
         quick=args.quick,
-        extra={"generate_s": generated, "total_s": total},
+        extra={"generate_s": generated, "total_s": total, "failures": failures},
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     log.print(f"wrote {args.output} ({total:.1f} s in all)", highlight=False)
+    if failures:
+        log.print(
+            f"{len(failures)} of {len(names)} cases failed: {', '.join(failures)}",
+            highlight=False,
+        )
+        for message in failures.values():
+            log.print(f"  {message}", markup=False, highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

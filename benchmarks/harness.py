@@ -27,8 +27,10 @@ class Benchmark(ABC):
     so per-repetition setup (such as a fresh database) stays out of the numbers.
     ``time_extras`` may time further reference points (reported, not part of the ratio).
     ``unit`` says what the returned numbers are (seconds per run unless a case divides them,
-    say per probe, to compare sides that do different amounts of work); ``extra_pairs`` names
-    extras reported as a ratio to another extra rather than to the case (such as two p99s).
+    say per probe, to compare sides that do different amounts of work); ``sizes`` says how many
+    items each side's number covers, printed beside the ratio, since a per-item cost of a big
+    batch improves just by growing the batch; ``extra_pairs`` names extras reported as a ratio
+    to another extra rather than to the case (such as two p99s).
     """
 
     name: str
@@ -53,8 +55,21 @@ class Benchmark(ABC):
         """Seconds of further reference points, by name; none unless a case adds some."""
         return {}
 
+    def sizes(self) -> tuple[int, int]:
+        """Items the case and the baseline each work through: ``rows`` both, unless a case
+        times its sides on different amounts (a batch against a sample, say)."""
+        return self.rows, self.rows
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release what ``prepare`` built."""
+
+
+class CaseFailed(RuntimeError):
+    """A case stopped: a correctness check failed (or something broke) in one of its stages."""
+
+    def __init__(self, case: str, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{case} failed in {stage}: {type(cause).__name__}: {cause}")
+        self.case, self.stage = case, stage
 
 
 @dataclass(frozen=True)
@@ -65,9 +80,12 @@ class Result:
     rows: int
     case_s: tuple[float, ...]
     baseline_s: tuple[float, ...]
+    case_items: int
+    baseline_items: int
     extras_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     unit: str = "s"
     extra_pairs: tuple[tuple[str, str], ...] = ()
+    wall_s: float = 0.0  # the whole case: prepare, repetitions and close
 
     @property
     def median_case_s(self) -> float:
@@ -80,6 +98,11 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.median_case_s / self.median_baseline_s
+
+    @property
+    def sizes_text(self) -> str:
+        """``100,000 / 300``: the items behind the case's number and the baseline's."""
+        return f"{self.case_items:,} / {self.baseline_items:,}"
 
     def median_extra_s(self, name: str) -> float:
         return statistics.median(self.extras_s[name])
@@ -110,10 +133,13 @@ class Result:
             "median_case_s": self.median_case_s,
             "median_baseline_s": self.median_baseline_s,
             "ratio": self.ratio,
+            "case_items": self.case_items,
+            "baseline_items": self.baseline_items,
             "case_s": list(self.case_s),
             "baseline_s": list(self.baseline_s),
             "extras": extras,
             "note": self.note,
+            "wall_s": self.wall_s,
         }
 
 
@@ -154,39 +180,64 @@ def timed(action: Callable[[], object]) -> float:
 
 def measure(bench: Benchmark, repeats: int, log: Console) -> Result:
     """Prepare once, then time case and baseline ``repeats`` times each, alternating their order
-    every repetition so drift on a shared machine falls on both alike."""
+    every repetition so drift on a shared machine falls on both alike.
+
+    Any exception (a failed correctness check in ``prepare`` or in a repetition included) stops
+    the case and is raised again as ``CaseFailed``, naming the case and the stage."""
     case: list[float] = []
     base: list[float] = []
     extras: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    stage = "prepare"
     try:
-        bench.prepare()
-        for rep in range(repeats):
-            if rep % 2 == 0:
-                case.append(bench.time_case())
-                base.append(bench.time_baseline())
-            else:
-                base.append(bench.time_baseline())
-                case.append(bench.time_case())
-            for name, seconds in bench.time_extras().items():
-                extras.setdefault(name, []).append(seconds)
-            log.print(
-                f"  {bench.name} {rep + 1}/{repeats}: case {seconds_text(case[-1])} "
-                f"{bench.unit}, baseline {seconds_text(base[-1])} {bench.unit}",
-                highlight=False,
-            )
-    finally:
+        try:
+            bench.prepare()
+            for rep in range(repeats):
+                stage = f"repetition {rep + 1} of {repeats}"
+                if rep % 2 == 0:
+                    case.append(bench.time_case())
+                    base.append(bench.time_baseline())
+                else:
+                    base.append(bench.time_baseline())
+                    case.append(bench.time_case())
+                for name, seconds in bench.time_extras().items():
+                    extras.setdefault(name, []).append(seconds)
+                log.print(
+                    f"  {bench.name} {rep + 1}/{repeats}: case {seconds_text(case[-1])} "
+                    f"{bench.unit}, baseline {seconds_text(base[-1])} {bench.unit}",
+                    highlight=False,
+                )
+            stage = "sizes"
+            case_items, baseline_items = bench.sizes()
+        except BaseException:
+            _close_after_failure(bench, log)
+            raise
+        stage = "close"
         bench.close()
+    except Exception as exc:
+        raise CaseFailed(bench.name, stage, exc) from exc
     return Result(
-        bench.name,
-        bench.baseline,
-        bench.note,
-        bench.rows,
-        tuple(case),
-        tuple(base),
-        {name: tuple(samples) for name, samples in extras.items()},
-        bench.unit,
-        bench.extra_pairs,
+        name=bench.name,
+        baseline=bench.baseline,
+        note=bench.note,
+        rows=bench.rows,
+        case_s=tuple(case),
+        baseline_s=tuple(base),
+        case_items=case_items,
+        baseline_items=baseline_items,
+        extras_s={name: tuple(samples) for name, samples in extras.items()},
+        unit=bench.unit,
+        extra_pairs=bench.extra_pairs,
+        wall_s=time.perf_counter() - started,
     )
+
+
+def _close_after_failure(bench: Benchmark, log: Console) -> None:
+    """Release what the case built, without letting a second error hide the first."""
+    try:
+        bench.close()
+    except Exception as exc:
+        log.print(f"  {bench.name}: close() failed too: {exc!r}", highlight=False)
 
 
 def machine_info() -> dict[str, Any]:
@@ -230,6 +281,7 @@ def results_table(results: Sequence[Result], title: str) -> RichTable:
     table.add_column("median case", justify="right")
     table.add_column("median baseline", justify="right")
     table.add_column("ratio (case/baseline)", justify="right")
+    table.add_column("sizes", justify="right")
     table.add_column("rows", justify="right")
     for r in results:
         table.add_row(
@@ -238,6 +290,7 @@ def results_table(results: Sequence[Result], title: str) -> RichTable:
             f"{seconds_text(r.median_case_s)} {r.unit}",
             f"{seconds_text(r.median_baseline_s)} {r.unit}",
             ratio_text(r.ratio),
+            r.sizes_text,
             f"{r.rows:,}",
         )
     return table
