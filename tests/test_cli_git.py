@@ -59,9 +59,7 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_sync_prints_its_summary_and_is_incremental(
-    repo: Path, db_path: Path
-) -> None:
+def test_sync_prints_its_summary_and_is_incremental(repo: Path, db_path: Path) -> None:
     code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
     first = json.loads(out)
     assert code == 0
