@@ -21,10 +21,10 @@ ALLOWED: dict[str, set[str]] = {
     "ddl": {"schema"},
     "migrations": {"schema", "ddl", "errors", ""},  # "" is the package root, for __version__
     "storage": {"schema", "ddl", "migrations", "contracts", "errors"},
-    "git": {"schema", "storage", "errors"},  # a service on storage
-    "assets": {"schema", "storage", "errors", "digest"},  # a service on storage
-    "runs": {"schema", "storage", "errors", "digest", ""},  # "" for __version__
-    "tasks": {"schema", "storage", "errors"},  # a service on storage
+    "git": {"schema", "storage", "errors", "clock"},  # a service on storage
+    "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
+    "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
+    "tasks": {"schema", "storage", "errors", "clock"},  # a service on storage
     "etl": {"schema", "storage", "errors", "digest", "runs"},  # on the services
     "runner": {"storage", "errors", "assets", "runs", "tasks", "etl"},  # on the ETL
     "cli": {
@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
+    "clock": set(),  # the current time services read, beside errors at the root
 }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -102,7 +103,12 @@ def test_a_key_names_its_kind_and_a_sha256_of_the_inputs(tmp_path: Path) -> None
     key = key_for("social_card", 3, title="Hi", font=font)
     kind, _, digest = key.partition(":")
     assert kind == "social_card" and kind_of(key) == "social_card"
-    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    # The SHA-256 of every input framed as tag, length and value: the kind, the renderer's
+    # version, then the inputs by name in sorted order, a file by its bytes.
+    framed = [b"s11:social_card", b"s1:3", b"m1:2", b"s4:font", b"b7:\x00glyphs"]
+    framed += [b"s5:title", b"s2:Hi"]
+    assert digest == hashlib.sha256(b"".join(framed)).hexdigest()
     assert key == key_for("social_card", 3, font=font, title="Hi")  # argument order is no input
     assert key == AssetCache.key_for("social_card", 3, title="Hi", font=font)
     assert kind_of("no-kind-here") is None
@@ -365,7 +371,8 @@ def test_put_many_over_budget_keeps_the_newest_it_can(store: Storage, clock: Fak
     cache = AssetCache(store, budget_bytes=10, flush_interval=NEVER, clock=clock.now)
     cache.put_many([NewAsset(card(i), b"1234", "image/png") for i in range(4)])
     kept = [r[0] for r in rows(store)]
-    assert card(3) in kept and sum(r[4] for r in rows(store)) <= 10
+    assert card(3) in kept and len(kept) == 2  # two of 4 bytes fit in 10, three do not
+    assert sum(r[4] for r in rows(store)) == 8
 
 
 def test_a_naive_clock_is_refused_and_writes_nothing(store: Storage) -> None:
@@ -478,6 +485,27 @@ def test_lru_order_sees_reads_whether_flushed_or_not(
     assert cache.evict(200) == Evicted(expired=0, evicted=1, bytes_freed=100, bytes_left=200)
     assert stored_keys(store) == {a, c}
     assert stored_hits(store, a) == 1
+
+
+def test_hits_are_written_once_the_flush_interval_has_passed(
+    store: Storage, clock: FakeClock
+) -> None:
+    """Few reads still reach the table: a read that finds the last flush an interval old
+    writes the hits counted since (time read from the cache's clock)."""
+    cache = AssetCache(store, flush_every=10_000, flush_interval=5 * SECOND, clock=clock.now)
+    a = card(1)
+    cache.put(a, b"x", "image/png")
+    clock.advance(4 * SECOND)
+    assert cache.get(a) is not None
+    assert stored_hits(store, a) == 0  # 4 s since the last flush: only counted
+    clock.advance(SECOND)
+    assert cache.get(a) is not None  # 5 s: this read writes both
+    assert stored_hits(store, a) == 2
+    clock.advance(4 * SECOND)
+    assert cache.get(a) is not None  # 4 s since that flush: counted again
+    assert stored_hits(store, a) == 2
+    cache.close()
+    assert stored_hits(store, a) == 3
 
 
 def test_put_evicts_the_least_recently_used_when_a_write_goes_over_budget(
@@ -620,7 +648,7 @@ def test_get_or_create_makes_on_a_miss_only(cache: AssetCache) -> None:
 
 
 def test_get_or_create_makes_once_for_eight_threads_asking_at_once(
-    cache: AssetCache, store: Storage
+    cache: AssetCache, store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = card(1)
     calls: list[int] = []
@@ -628,11 +656,26 @@ def test_get_or_create_makes_once_for_eight_threads_asking_at_once(
     start = threading.Barrier(8)
     results: list[Asset] = []
     errors: list[BaseException] = []
+    missed = threading.Condition()
+    misses = 0
+    get = cache.get
+
+    def counting_get(key: str) -> Asset | None:
+        nonlocal misses
+        found = get(key)
+        if found is None:
+            with missed:
+                misses += 1
+                missed.notify_all()
+        return found
+
+    monkeypatch.setattr(cache, "get", counting_get)
 
     def make() -> bytes:
         with count_lock:
             calls.append(1)
-        time.sleep(0.05)  # long enough for every other thread to be waiting
+        with missed:  # not before every thread found the asset missing and went on to make it
+            assert missed.wait_for(lambda: misses == 8, timeout=60), f"{misses} of 8 missed"
         return b"made once"
 
     def ask() -> None:

@@ -9,7 +9,6 @@ every answer on a dense grid of times with git's.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from tests.gitrepo import T0, GitRepo
 
 REF = "main"
 MISSING = "never/existed.txt"
+CACHE_T0 = datetime(2030, 1, 1, tzinfo=UTC)  # where the lookup caches' fake clocks start
 Probe = tuple[str, int]  # (path, Unix seconds)
 Oracle = dict[Probe, str | None]
 Row = dict[str, Any]
@@ -773,19 +773,38 @@ def test_cache_counts_hits_and_writes_them_on_flush(small: tuple[GitRepo, Storag
     assert len(cache_rows(store)) == 4
 
 
+class FakeClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self, start: datetime = CACHE_T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
 def test_cache_ttl_expires_answers(small: tuple[GitRepo, Storage, str]) -> None:
-    """An answer older than the TTL is a miss and is evicted; a younger one is a hit."""
+    """An answer older than the TTL is a miss and is evicted; one no older is a hit."""
     _, store, repo_id = small
-    with LookupCache(store) as cache:
+    clock = FakeClock()
+    with LookupCache(store, clock=clock) as cache:
         GitHistoryResolver(store, cache=cache).resolve(repo_id, "a.txt", utc(T0 + 150))
-    time.sleep(0.01)
-    tiny = LookupCache(store, ttl=timedelta(milliseconds=1))
-    assert tiny.get(repo_id, "a.txt", utc(T0 + 150)) is None
-    assert (tiny.hits, tiny.misses) == (0, 1)
-    roomy = LookupCache(store, ttl=timedelta(hours=1))
-    hit = roomy.get(repo_id, "a.txt", utc(T0 + 150))
+    ttl = timedelta(hours=1)
+    clock.advance(ttl)  # exactly one TTL old: still an answer
+    fresh = LookupCache(store, ttl=ttl, clock=clock)
+    hit = fresh.get(repo_id, "a.txt", utc(T0 + 150))
     assert hit is not None and hit.commit_sha is not None
-    assert tiny.evict() == 1
+    assert fresh.evict() == 0 and len(cache_rows(store)) == 1
+    clock.advance(timedelta(microseconds=1))  # now older than the TTL
+    stale = LookupCache(store, ttl=ttl, clock=clock)
+    assert stale.get(repo_id, "a.txt", utc(T0 + 150)) is None
+    assert (stale.hits, stale.misses) == (0, 1)
+    assert fresh.get(repo_id, "a.txt", utc(T0 + 150)) is None  # its copy in memory aged too
+    assert (fresh.hits, fresh.misses) == (1, 1)
+    assert stale.evict() == 1
     assert cache_rows(store) == []
 
 
@@ -794,17 +813,21 @@ def test_cache_evicts_least_recently_used_beyond_max_rows(
 ) -> None:
     """Beyond max_rows the rows read longest ago go first; a hit makes a row recent again."""
     _, store, repo_id = small
-    resolver = GitHistoryResolver(store, cache=LookupCache(store))
+    clock = FakeClock()
+    resolver = GitHistoryResolver(store, cache=LookupCache(store, clock=clock))
     paths = ["p1", "p2", "p3", "p4", "p5"]
     for path in paths:
         resolver.resolve(repo_id, path, utc(T0))
-        time.sleep(0.002)
+        clock.advance(timedelta(seconds=1))
     assert resolver.cache is not None
     resolver.cache.flush()
-    small_cache = LookupCache(store, max_rows=3)
+    assert [r["last_accessed_at"] for r in cache_rows(store)] == [
+        CACHE_T0 + timedelta(seconds=n) for n in range(5)
+    ]
+    small_cache = LookupCache(store, max_rows=3, clock=clock)
     for path in ("p2", "p1"):
         assert small_cache.get(repo_id, path, utc(T0)) is not None
-        time.sleep(0.002)
+        clock.advance(timedelta(seconds=1))
     small_cache.flush()
     assert [r["path"] for r in cache_rows(store)] == ["p1", "p2", "p5"]
     assert {r["path"]: r["hits"] for r in cache_rows(store)} == {"p1": 1, "p2": 1, "p5": 0}

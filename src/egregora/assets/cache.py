@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -24,14 +23,11 @@ import ibis.expr.types as ir
 
 from egregora.assets import statements as sql
 from egregora.assets.keys import check_kind, key_for, kind_of
+from egregora.clock import Clock, utc_now
 from egregora.errors import ConfigurationError
 from egregora.storage.store import Storage
 
 LOCKS = 64  # striped locks: two threads making one missing asset make it once
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -125,7 +121,7 @@ class AssetCache:
         *,
         flush_every: int = 256,
         flush_interval: timedelta = timedelta(seconds=5),
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         if budget_bytes is not None and budget_bytes < 0:
             raise ConfigurationError(f"budget_bytes must not be negative, not {budget_bytes}")
@@ -137,13 +133,13 @@ class AssetCache:
         self.budget_bytes = budget_bytes
         self.default_ttl = default_ttl
         self.flush_every = flush_every
-        self.flush_interval = flush_interval.total_seconds()
+        self.flush_interval = flush_interval
         self.clock = clock
         self.hits = 0
         self.misses = 0
         self._pending: dict[str, list[Any]] = {}  # key -> [hits, last access]
         self._pending_hits = 0
-        self._flushed = time.monotonic()
+        self._flushed = clock()
         self._lock = threading.Lock()
         self._makers = [threading.Lock() for _ in range(LOCKS)]
 
@@ -163,7 +159,8 @@ class AssetCache:
         now = self.clock()
         asset = self._read(key, now)
         if asset is None:
-            self.misses += 1
+            with self._lock:
+                self.misses += 1
             return None
         with self._lock:
             self.hits += 1
@@ -173,8 +170,7 @@ class AssetCache:
             self._pending_hits += 1
             hits = asset.hits + pending[0]
             due = (
-                self._pending_hits >= self.flush_every
-                or time.monotonic() - self._flushed >= self.flush_interval
+                self._pending_hits >= self.flush_every or now - self._flushed >= self.flush_interval
             )
         if due:
             self.flush()
@@ -305,7 +301,7 @@ class AssetCache:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._pending_hits = 0
-            self._flushed = time.monotonic()
+            self._flushed = self.clock()
         if not pending:
             return 0
         keys = list(pending)

@@ -16,12 +16,13 @@ does not pay, so it is off unless a resolver is given one.
 from __future__ import annotations
 
 import weakref
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
 from sqlglot import exp
 
+from egregora.clock import Clock, utc_now
 from egregora.schema.catalog import CATALOG
 from egregora.storage.store import Storage
 
@@ -34,7 +35,11 @@ _LIVE: weakref.WeakSet[LookupCache] = weakref.WeakSet()
 
 
 class LookupCache:
-    """Memoized answers in ``git_lookup_cache``; use as a context manager or call ``close``."""
+    """Memoized answers in ``git_lookup_cache``; use as a context manager or call ``close``.
+
+    ``clock`` gives the current time, timezone-aware (tests pass a fake one): answers are stamped
+    with it when memoized and when read, and aged against it by the TTL.
+    """
 
     def __init__(
         self,
@@ -43,11 +48,13 @@ class LookupCache:
         ttl: timedelta = timedelta(days=30),
         max_rows: int = 100_000,
         flush_every: int = 1_000,
+        clock: Clock = utc_now,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.max_rows = max_rows
         self.flush_every = flush_every
+        self.clock = clock
         self._pending: dict[Key, dict[str, Any]] = {}
         self.hits = 0
         self.misses = 0
@@ -62,7 +69,7 @@ class LookupCache:
         if row is None:
             found = self.store.query(_GET, [repo_id, path, at])
             row = dict(zip(TABLE.column_names, found[0], strict=True)) if found else None
-        now = datetime.now(UTC)
+        now = self.clock()
         if row is None or row["resolved_at"] < now - self.ttl:
             self.misses += 1
             return None
@@ -79,7 +86,7 @@ class LookupCache:
 
     def put(self, repo_id: str, answer: Resolution) -> None:
         """Memoize ``answer`` (computed against the history synced now)."""
-        now = datetime.now(UTC)
+        now = self.clock()
         self._stage(
             {
                 "repo_id": repo_id,
@@ -117,7 +124,7 @@ class LookupCache:
 
     def evict(self) -> int:
         """Drop answers older than the TTL, then the least recently used beyond ``max_rows``."""
-        cutoff = datetime.now(UTC) - self.ttl
+        cutoff = self.clock() - self.ttl
         gone = self.store.delete("git_lookup_cache", lambda t: t.resolved_at < cutoff)
         table = self.store.table("git_lookup_cache")
         extra = int(self.store.execute(table.count())) - self.max_rows

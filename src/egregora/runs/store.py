@@ -15,7 +15,7 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from typing import Any
 import ibis
 import psutil
 
+from egregora.clock import Clock, utc_now
 from egregora.digest import canonical_json, config_hash, content_hash
 from egregora.errors import ConfigurationError, EgregoraError, NotFoundError
 from egregora.runs import statements as sql
@@ -34,10 +35,6 @@ from egregora.storage.store import Storage
 DEFAULT_STALE_AFTER = timedelta(hours=1)
 # A process that started after the run did is not the run's process (its pid was reused).
 _START_SLACK = timedelta(seconds=2)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -58,7 +55,7 @@ class RunStore:
         store: Storage,
         *,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.store = store
         self.stale_after = stale_after

@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import ibis
 import pyarrow as pa
 
+from egregora.clock import Clock, utc_now
 from egregora.errors import ConfigurationError, LeaseLostError, NotFoundError
 from egregora.storage.store import Storage
 from egregora.tasks import statements as sql
@@ -31,10 +32,6 @@ from egregora.tasks.model import COLUMNS, FINISHED, STATUSES, Backoff, NewTask, 
 
 DEFAULT_LEASE = timedelta(minutes=5)
 _counter = itertools.count()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class TaskStore:
         store: Storage,
         *,
         backoff: Backoff | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.store = store
         self.backoff = backoff or Backoff()
