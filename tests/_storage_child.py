@@ -4,11 +4,14 @@
     Open DB through Storage (for writing, or read-only), print ``ready <pid>``, keep it open
     until a line (or end of file) arrives on stdin, then close it and print ``closed``.
 
-``crash DB TRIAL BATCHES ROWS BIG``
+``crash DB TRIAL BATCHES ROWS BIG PAUSE_AT``
     Write BATCHES committed batches of ROWS ``messages`` rows (thread ``<TRIAL>-b<n>``),
     printing ``committed <n>`` after each; then build BIG rows (thread ``<TRIAL>-big``), print
     ``started big batch`` and write them in one batch, printing ``finished big batch`` if the
-    write returns. The parent kills the process while that write runs.
+    write returns. Inside that write it says how far it got: ``staged`` (the batch is in a
+    temporary table), ``inserting`` (in the transaction, about to insert into ``messages``) and
+    ``inserted`` (inserted, not committed yet). On the line named by PAUSE_AT (or ``none``) it
+    stops and waits to be killed; otherwise it goes on, and the parent kills it on a line.
 
 ``copy-threads DB THREADS ROWS ATTEMPTS``
     Write ROWS messages for each of THREADS source threads; then, ATTEMPTS times, let THREADS
@@ -25,13 +28,14 @@ import os
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egregora.storage import Storage
+import egregora.storage.store as store_module
+from egregora.storage import Storage, staging
 
 # Microseconds since the epoch of 2026-01-01T00:00:00Z: message i of a batch is sent at T0 + i us.
 T0_US = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
@@ -68,13 +72,44 @@ def hold(db: str, mode: str) -> None:
     say("closed")
 
 
-def crash(db: str, trial: str, batches: int, rows: int, big: int) -> None:
+def wait_to_be_killed() -> NoReturn:
+    """Block until the parent kills this process (a parent that goes away ends it too)."""
+    sys.stdin.readline()
+    raise SystemExit("the parent went away without killing this process")
+
+
+def report_progress(pause_at: str) -> None:
+    """Make Storage.write say how far it got, in this process only; stop at ``pause_at``."""
+    stage, store_rows = staging.stage, Storage._store
+
+    def mark(line: str) -> None:
+        say(line)
+        if line == pause_at:
+            wait_to_be_killed()
+
+    def staged(*args: Any, **kwargs: Any) -> Any:
+        result = stage(*args, **kwargs)
+        mark("staged")
+        return result
+
+    def stored(self: Storage, *args: Any, **kwargs: Any) -> int:
+        mark("inserting")
+        written = store_rows(self, *args, **kwargs)
+        mark("inserted")
+        return written
+
+    store_module.stage = staged  # type: ignore[attr-defined]
+    Storage._store = stored  # type: ignore[method-assign]
+
+
+def crash(db: str, trial: str, batches: int, rows: int, big: int, pause_at: str) -> None:
     with Storage.open(db) as store:
         store.ensure_schema()
         for n in range(batches):
             written = store.write("messages", messages(f"{trial}-b{n}", rows))
             say(f"committed {n} {written}")
         batch = messages(f"{trial}-big", big)
+        report_progress(pause_at)
         say("started big batch")
         written = store.write("messages", batch)
         say(f"finished big batch {written}")
@@ -136,7 +171,7 @@ def main(argv: list[str]) -> None:
     if command == "hold":
         hold(args[0], args[1])
     elif command == "crash":
-        crash(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+        crash(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5])
     elif command == "copy-threads":
         if not copy_threads(args[0], int(args[1]), int(args[2]), int(args[3])):
             raise SystemExit(1)

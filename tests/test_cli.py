@@ -118,10 +118,11 @@ def test_a_locked_database_names_the_holder(db_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
-            " time.sleep(60)",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
+            " sys.stdin.read()",  # holds the file until killed
             str(db_path),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -173,7 +173,7 @@ def test_migrations_on_postgres_add_the_new_rule_with_alter_table(
 
 
 def test_a_held_migration_lock_is_reported_then_waited_for(
-    postgres_url: str, pg_schema: tuple[Any, str]
+    postgres_url: str, pg_schema: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, schema = pg_schema
     url = DatabaseURL.parse(_schema_url(postgres_url, schema))
@@ -183,14 +183,42 @@ def test_a_held_migration_lock_is_reported_then_waited_for(
         assert holder_pid is not None
         with pytest.raises(DatabaseLockedError, match=f"backend process {holder_pid[0]}"):
             migrate_database(url)
-        release = threading.Timer(
-            1.0, lambda: holder.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
+        # A run with --wait keeps trying while the lock is held (seen from here by its session's
+        # last statement, under an application name of its own), and migrates once it is let go.
+        waiter_name = f"egregora-waiter-{schema}"
+        monkeypatch.setenv("PGAPPNAME", waiter_name)
+        results: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: results.append(_outcome(lambda: migrate_database(url, wait=600)))
         )
-        release.start()
+        waiter.start()
         try:
-            started = time.monotonic()
-            result = migrate_database(url, wait=20)
+            deadline = time.monotonic() + 120  # fails only a run that never tries the lock
+            while not _tried_the_lock(holder, waiter_name):
+                assert time.monotonic() < deadline, "the waiting run never tried the held lock"
+                time.sleep(0.01)
+            assert waiter.is_alive(), f"the waiting run ended while the lock was held: {results}"
         finally:
-            release.join()
-    assert time.monotonic() - started >= 0.5
+            holder.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
+            waiter.join(timeout=120)
+    assert not waiter.is_alive(), "the waiting run did not finish once the lock was let go"
+    [result] = results
+    assert not isinstance(result, BaseException), result
     assert result.to_id == shipped_migrations()[-1].id
+
+
+def _tried_the_lock(con: psycopg.Connection[Any], application_name: str) -> bool:
+    """Whether the session named ``application_name`` last tried the migration lock."""
+    row = con.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND query LIKE %s",
+        [application_name, "%pg_try_advisory_lock%"],
+    ).fetchone()
+    return row == (1,)
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    """What ``call`` returned, or the exception it raised (a thread's error is otherwise lost)."""
+    try:
+        return call()
+    except BaseException as exc:
+        return exc

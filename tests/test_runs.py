@@ -45,16 +45,17 @@ HOUR = timedelta(hours=1)
 HOST = socket.gethostname()
 
 # A child that records a run through Storage, closes the file, says the run id and waits.
+# The children wait on stdin, which stays open until they are killed.
 CHILD_RUN = """
-import sys, time
+import sys
 from egregora.runs import RunStore
 from egregora.storage import Storage
 with Storage.open(sys.argv[1]) as store:
     run_id = RunStore(store).start("ingest", config={"child": True})
 print(run_id, flush=True)
-time.sleep(120)
+sys.stdin.read()
 """
-SLEEPER = "import time; time.sleep(120)"
+SLEEPER = "import sys; sys.stdin.read()"
 
 
 class Clock:
@@ -145,14 +146,20 @@ def _status(runs: RunStore, run_id: str) -> str:
 @contextmanager
 def _spawn(code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
     """A child ``python -c code args``; killed and reaped on the way out whatever happens."""
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc
     finally:
         proc.kill()
         proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
@@ -164,7 +171,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return line
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+def _wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"

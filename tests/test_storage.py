@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import pandas as pd
 import pyarrow as pa
@@ -27,14 +27,18 @@ from egregora.errors import (
     DatabaseError,
     DatabaseNotFoundError,
     EgregoraError,
+    SchemaError,
+    UnsupportedBackendError,
 )
+from egregora.migrations import catalog_at, shipped_migrations
 from egregora.schema.catalog import CATALOG
-from egregora.storage import Storage
+from egregora.storage import DatabaseURL, Storage, migrate_database
 from tests.samples import T0, at, valid_rows
 from tests.support import insert_rows
 
 Row = dict[str, Any]
 Rows = list[Row]
+MIGRATIONS = shipped_migrations()
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers.
@@ -286,8 +290,10 @@ def test_naive_timestamps_are_refused(store: Storage, kind: str) -> None:
     with pytest.raises(ContractViolation) as excinfo:
         store.write("messages", INPUT_KINDS[kind](rows))
     broken = failure(violation(excinfo), "type(ts)")
-    assert "time zone" in broken.description
-    assert "tzinfo=UTC" in broken.description or "tz_localize" in broken.description
+    assert broken.description == (
+        "ts holds timestamps without a time zone; make them timezone-aware (for example "
+        "datetime(..., tzinfo=UTC) or Series.dt.tz_localize('UTC'))"
+    )
     assert count(store, "messages") == 0
 
 
@@ -723,9 +729,27 @@ def test_a_rolled_back_transaction_undoes_an_upsert_that_rebuilt_tables(sampled:
     assert sampled.write("documents", [post], mode="upsert") == 1  # and it still works
 
 
+class WatchedLock:
+    """A stand-in for a Storage's lock that tells when another thread has to wait for it."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+        self.contended = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):  # held by another thread: wait for it
+            self.contended.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 def test_another_threads_write_is_not_undone_by_a_rolled_back_transaction(
-    store: Storage,
+    store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    lock = WatchedLock(store._lock)
+    monkeypatch.setattr(store, "_lock", lock)
     inside = threading.Event()
     errors: list[BaseException] = []
 
@@ -734,7 +758,8 @@ def test_another_threads_write_is_not_undone_by_a_rolled_back_transaction(
             with store.transaction():
                 store.write("git_repos", [REPO])
                 inside.set()
-                time.sleep(0.3)  # the other thread tries to write meanwhile
+                # The other thread tries to write meanwhile, and waits for the transaction.
+                assert lock.contended.wait(60), "the other thread never tried to write"
                 raise RuntimeError("undo")
         except RuntimeError:
             pass
@@ -971,6 +996,7 @@ def test_writing_through_a_read_only_store_is_refused(db_path: Path) -> None:
         attempts: list[Callable[[], int]] = [
             lambda: store.write("runs", [RUN]),
             lambda: store.write("git_repos", [REPO], mode="upsert"),
+            lambda: store.delete("git_repos", lambda t: t.repo_id == REPO["repo_id"]),
         ]
         for attempt in attempts:
             with pytest.raises(DatabaseError, match="read-only") as refused:
@@ -1009,3 +1035,88 @@ def test_open_without_create_refuses_a_missing_file_and_makes_none(tmp_path: Pat
     with pytest.raises(DatabaseNotFoundError, match="no database at"):
         Storage.open(str(path), create=False)
     assert not path.parent.exists()
+
+
+# Opening changes nothing: no table is made and no migration applied until ensure_schema.
+TABLES = "SELECT table_name FROM duckdb_tables() ORDER BY table_name"
+
+
+def test_opening_a_missing_file_makes_an_empty_database_without_a_schema(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "egregora.duckdb"
+    with Storage.open(str(path)) as store:
+        assert store.query(TABLES) == []
+    assert sorted(p.name for p in path.parent.iterdir()) == ["egregora.duckdb"]  # no draft left
+    with Storage.open(str(path)) as store:  # and an empty database opened again stays empty
+        assert store.query(TABLES) == []
+        with pytest.raises(SchemaError, match=r"has no table 'runs'.*egregora db migrate"):
+            store.table("runs")
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute(TABLES).fetchall() == []
+
+
+def test_opening_an_older_database_neither_migrates_nor_changes_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    migrate_database(DatabaseURL.parse(str(path)), target=MIGRATIONS[0].id)
+    older = catalog_at(MIGRATIONS[0].id)["git_repos"].column_names
+    with duckdb.connect(str(path)) as con:
+        insert_rows(con, "git_repos", [{k: v for k, v in REPO.items() if k in older}])
+        tables = con.execute(TABLES).fetchall()
+    before = path.read_bytes()
+    for read_only in (False, True):
+        with Storage.open(str(path), read_only=read_only) as store:
+            assert store.query("SELECT id FROM schema_migrations") == [(MIGRATIONS[0].id,)]
+            assert store.query(TABLES) == tables
+            # A table whose columns are older than the catalog's is refused, not migrated.
+            with pytest.raises(SchemaError, match="egregora db status"):
+                store.table("runs")
+    assert path.read_bytes() == before  # not a byte changed
+    with Storage.open(str(path)) as store:  # ensure_schema is what migrates
+        assert store.ensure_schema().applied == tuple(m.id for m in MIGRATIONS[1:])
+        assert read_rows(store, "git_repos")[0]["repo_id"] == REPO["repo_id"]
+
+
+def test_the_gateway_refuses_a_postgresql_url_without_connecting() -> None:
+    # Port 1 has no server: the refusal comes before any connection is tried.
+    with pytest.raises(UnsupportedBackendError, match="serves DuckDB databases today"):
+        Storage.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Deleting with an Ibis predicate.
+
+
+def test_delete_removes_exactly_the_rows_the_predicate_selects(sampled: Storage) -> None:
+    assert sampled.delete("git_lookup_cache", lambda t: t.hits == 0) == 1
+    assert [r["path"] for r in read_rows(sampled, "git_lookup_cache")] == ["posts/hi.md"]
+    assert sampled.delete("git_lookup_cache", lambda t: t.hits > 100) == 0
+    # The predicate may read other stored tables: the notes on text messages.
+    msgs = sampled.table("messages")
+    texts = msgs.filter(msgs.kind == "text").event_id
+    assert sampled.delete("annotations", lambda t: t.message_id.isin(texts)) == 1
+    assert [r["annotation_id"] for r in read_rows(sampled, "annotations")] == ["an-2"]
+
+
+def test_a_delete_of_a_row_another_table_references_is_refused_and_deletes_nothing(
+    sampled: Storage,
+) -> None:
+    tables = ("runs", "tasks", "documents", "messages")
+    before = {name: snapshot(sampled, name) for name in tables}
+    # The write runs are run-2, which nothing references, and run-3, which task-1 does.
+    refusal = (
+        r"^deleting from runs failed and was rolled back, nothing was deleted: "
+        r"ConstraintException: .*foreign key .*run-3.* is still referenced"
+    )
+    with pytest.raises(DatabaseError, match=refusal):
+        sampled.delete("runs", lambda t: t.stage == "write")
+    for name in tables:
+        assert_unchanged(sampled, name, before[name], "after a refused delete")
+    # Inside a transaction the refusal undoes the transaction's earlier writes too.
+    with pytest.raises(DatabaseError, match="nothing was deleted"), sampled.transaction():
+        sampled.write("git_repos", [REPO])
+        sampled.delete("runs", lambda t: t.run_id == "run-3")
+    assert [r["repo_id"] for r in read_rows(sampled, "git_repos")] == ["repo-1"]
+    assert_unchanged(sampled, "runs", before["runs"], "after a refused delete in a transaction")
+    # Once nothing references run-3, the same delete takes both runs.
+    assert sampled.delete("tasks", lambda t: t.run_id == "run-3") == 1
+    assert sampled.delete("runs", lambda t: t.stage == "write") == 2
+    assert [r["run_id"] for r in read_rows(sampled, "runs")] == ["run-1"]

@@ -12,28 +12,29 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pytest
+from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from egregora.errors import DatabaseError, DatabaseLockedError, EgregoraError
-from egregora.storage import Storage
-from tests._storage_child import messages as child_messages
+from egregora.storage import DatabaseURL, Storage, connect_duckdb
+from egregora.storage.connection import LOCK_RETRY_INTERVAL
 
 CHILD = Path(__file__).with_name("_storage_child.py")
+# Bounds on waiting for a child's line: they fail a test only when the line never comes.
 START_TIMEOUT = 60.0  # a child imports ibis, pandera and duckdb before it says anything
+WRITE_TIMEOUT = 300.0  # the big write of the crash test (a few seconds when nothing is wrong)
 
-# The crash test: committed batches before the big one, and the big one's size. The big write
-# is timed once in this process (about 1.5 s for 400,000 rows on the reference machine); each
-# trial kills the child at a fraction of that time after it says it started the big write.
+# The crash test: committed batches before the big one, and the big one's size: big enough that
+# DuckDB writes its row groups to the file before the commit, and that the insert lasts seconds.
 BATCHES = 3
 BATCH_ROWS = 2_000
 BIG_ROWS = 400_000
-KILL_FRACTIONS = (0.0, 0.2, 0.45, 0.7)
-MIN_MID_WRITE_KILLS = 3
+KILL_ATTEMPTS = 5  # kills that must land while the child runs are tried again up to this often
 
 
 class Child:
@@ -191,20 +192,53 @@ def test_opening_for_writing_beside_a_read_only_process_names_it(
 # The write lock.
 
 
+class FakeTime:
+    """The clock and pause of ``connect_duckdb``'s retries: time passes only by pausing."""
+
+    def __init__(self, on_pause: Callable[[], None] = lambda: None) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+        self._on_pause = on_pause
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self._on_pause()
+        self.now += seconds
+
+
+def _connect(
+    db: Path, fake: FakeTime, *, read_only: bool = False, timeout: float = 0.0
+) -> DuckDBBackend:
+    return connect_duckdb(
+        DatabaseURL.parse(str(db)),
+        read_only=read_only,
+        timeout=timeout,
+        clock=fake.clock,
+        pause=fake.pause,
+    )
+
+
 @pytest.mark.parametrize("read_only", [False, True], ids=["write", "read-only"])
 def test_second_process_gets_locked_error_naming_the_holder(
     db: Path, tmp_path: Path, children: list[Child], read_only: bool
 ) -> None:
     holder = hold(children, tmp_path, db, "rw")
-    started = time.monotonic()
     with pytest.raises(DatabaseLockedError) as locked:
         Storage.open(str(db), read_only=read_only)
-    assert time.monotonic() - started < 5, "timeout=0 must not wait for the holder"
     error = locked.value
     assert isinstance(error, EgregoraError)
     assert error.pid == holder.pid, f"pid {error.pid} is not the holder's {holder.pid}: {error}"
     assert f"process {holder.pid}" in str(error)
     assert "--wait" in str(error) or "retry" in str(error)
+    # Without a timeout the open is tried once: it never pauses to wait for the holder.
+    fake = FakeTime()
+    with pytest.raises(DatabaseLockedError) as again:
+        _connect(db, fake, read_only=read_only)
+    assert again.value.pid == holder.pid
+    assert fake.pauses == [], "timeout=0 must not wait for the holder"
     holder.release()
     assert holder.finish() == 0, holder.stderr()
 
@@ -213,12 +247,17 @@ def test_a_timeout_shorter_than_the_hold_still_fails(
     db: Path, tmp_path: Path, children: list[Child]
 ) -> None:
     holder = hold(children, tmp_path, db, "rw")
-    started = time.monotonic()
     with pytest.raises(DatabaseLockedError) as locked:
         Storage.open(str(db), timeout=0.5)
-    waited = time.monotonic() - started
-    assert 0.5 <= waited < 5, f"waited {waited:.2f}s for a 0.5s timeout"
     assert locked.value.pid == holder.pid
+    # It retries every LOCK_RETRY_INTERVAL until the timeout has passed, and not beyond.
+    fake = FakeTime()
+    with pytest.raises(DatabaseLockedError) as again:
+        _connect(db, fake, timeout=0.5)
+    assert again.value.pid == holder.pid
+    assert len(fake.pauses) >= 2 and set(fake.pauses) == {LOCK_RETRY_INTERVAL}
+    assert fake.now >= 0.5 > fake.now - LOCK_RETRY_INTERVAL, fake.pauses
+    assert holder.proc.poll() is None, "the holder held the file throughout"
     holder.release()
     assert holder.finish() == 0, holder.stderr()
 
@@ -227,19 +266,20 @@ def test_with_a_timeout_opening_succeeds_once_the_holder_exits(
     db: Path, tmp_path: Path, children: list[Child]
 ) -> None:
     holder = hold(children, tmp_path, db, "rw")
-    hold_for = 1.0
-    releaser = threading.Timer(hold_for, holder.release)
-    started = time.monotonic()
-    releaser.start()
-    try:
-        with Storage.open(str(db), timeout=30) as store:
-            waited = time.monotonic() - started
-            assert holder.proc.wait(timeout=10) == 0, holder.stderr()
-            assert waited >= hold_for, f"opened after {waited:.2f}s while the holder held it"
-            store.write("git_repos", [{"repo_id": "r2", "root": "/r2", "tracked_ref": "main"}])
-            assert _repo_ids(store) == ["r2", "repo-1"]
-    finally:
-        releaser.cancel()
+
+    def holder_exits() -> None:
+        """On the first failed attempt: the holder closes the file and exits."""
+        if holder.proc.poll() is None:
+            holder.release()
+            assert holder.finish() == 0, holder.stderr()
+
+    fake = FakeTime(on_pause=holder_exits)
+    backend = _connect(db, fake, timeout=30)
+    assert fake.pauses == [LOCK_RETRY_INTERVAL], "refused once while held, then opened"
+    assert holder.lines[-1] == "closed"
+    with Storage(backend, DatabaseURL.parse(str(db)), read_only=False) as store:
+        store.write("git_repos", [{"repo_id": "r2", "root": "/r2", "tracked_ref": "main"}])
+        assert _repo_ids(store) == ["r2", "repo-1"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +288,9 @@ def test_with_a_timeout_opening_succeeds_once_the_holder_exits(
 COPY_THREADS = 8
 COPY_ROWS = 100
 COPY_ATTEMPTS = 3
-COPY_TIMEOUT = 20.0  # the child needs about 5 s when nothing hangs
+# A bound on each attempt (with start-up, a few seconds when nothing hangs): only a child that
+# deadlocked fails to report an attempt within it.
+COPY_TIMEOUT = 300.0
 
 
 def test_threads_writing_ibis_expressions_over_the_stores_own_tables(
@@ -268,13 +310,10 @@ def test_threads_writing_ibis_expressions_over_the_stores_own_tables(
         str(COPY_ROWS),
         str(COPY_ATTEMPTS),
     )
-    started = time.monotonic()
-    deadline = started + COPY_TIMEOUT
     results = []
     for attempt in range(COPY_ATTEMPTS):
-        left = deadline - time.monotonic()
         try:
-            results.append(child.expect(f"attempt {attempt} ", timeout=max(left, 0.1)))
+            results.append(child.expect(f"attempt {attempt} ", timeout=COPY_TIMEOUT))
         except pytest.fail.Exception:
             hung = child.proc.poll() is None
             raise AssertionError(
@@ -293,19 +332,44 @@ def test_threads_writing_ibis_expressions_over_the_stores_own_tables(
 
 
 @dataclass(frozen=True)
+class CrashPoint:
+    """Where in the big write a trial kills the child.
+
+    The child says ``kill_on`` when it gets there; with ``paused`` it stops on that line, so the
+    kill lands there for sure; otherwise it goes on and the kill lands while it runs, which the
+    trial checks (the child never said ``unfinished``) and tries again if it came too late.
+    """
+
+    name: str
+    kill_on: str
+    paused: bool
+    unfinished: str
+
+
+CRASH_POINTS = (
+    CrashPoint("batch staged in a temporary table", "staged", True, "inserting"),
+    CrashPoint("transaction open, before the insert", "inserting", True, "inserted"),
+    CrashPoint("during the insert", "inserting", False, "inserted"),
+    CrashPoint("inserted, before the commit", "inserted", True, "finished big batch"),
+    CrashPoint("during the commit", "inserted", False, "finished big batch"),
+)
+
+
+@dataclass(frozen=True)
 class KillTrial:
     name: str
-    delay: float
+    point: CrashPoint
     returncode: int
-    finished: bool  # the big write returned before the kill
+    landed: bool  # killed at its point: before the child said point.unfinished
     wal_left: bool
     big_rows: int
 
     def describe(self) -> str:
         return (
-            f"trial {self.name} (kill {self.delay:.2f}s after 'started big batch'): "
-            f"returncode {self.returncode}, big write finished first: {self.finished}, "
-            f"WAL left: {self.wal_left}, big-batch rows found on reopen: {self.big_rows}"
+            f"trial {self.name} (kill {self.point.name}, on {self.point.kill_on!r}): "
+            f"returncode {self.returncode}, landed before {self.point.unfinished!r}: "
+            f"{self.landed}, WAL left: {self.wal_left}, big-batch rows found on reopen: "
+            f"{self.big_rows}"
         )
 
 
@@ -326,42 +390,51 @@ def _complete(rows: int) -> tuple[int, int, int]:
     return rows, rows, rows * (rows - 1) // 2
 
 
-def _kill_trial(db: Path, tmp_path: Path, children: list[Child], name: str, delay: float) -> int:
+def _kill_trial(
+    db: Path, tmp_path: Path, children: list[Child], name: str, point: CrashPoint
+) -> Child:
+    """Run a crash child and SIGKILL it once it says ``point.kill_on``; the ended child."""
+    pause_at = point.kill_on if point.paused else "none"
     child = spawn(
-        children, tmp_path, "crash", str(db), name, str(BATCHES), str(BATCH_ROWS), str(BIG_ROWS)
+        children,
+        tmp_path,
+        *("crash", str(db), name, str(BATCHES), str(BATCH_ROWS), str(BIG_ROWS), pause_at),
     )
     child.expect("started big batch")
-    time.sleep(delay)
+    child.expect(point.kill_on, timeout=WRITE_TIMEOUT)
     if child.proc.poll() is None:
         os.kill(child.pid, signal.SIGKILL)
     returncode = child.finish()
+    label = f"trial {name} ({point.name}): {child.lines}; stderr:\n{child.stderr()}"
     committed = [line for line in child.lines if line.startswith("committed")]
-    assert committed == [f"committed {n} {BATCH_ROWS}" for n in range(BATCHES)], (
-        f"trial {name}: {child.lines}; stderr:\n{child.stderr()}"
-    )
-    assert returncode in (0, -signal.SIGKILL), (
-        f"trial {name}: child exited {returncode}: {child.stderr()}"
-    )
-    return returncode
+    assert committed == [f"committed {n} {BATCH_ROWS}" for n in range(BATCHES)], label
+    assert returncode in (0, -signal.SIGKILL), f"{label}: exited {returncode}"
+    if point.paused:  # stopped on the line: nothing after it can have run
+        assert _landed(child, point), f"{label}: the kill did not land where the child stopped"
+    return child
 
 
-def _time_big_write(folder: Path) -> float:
-    """Seconds this machine takes to write the big batch (after the same committed batches)."""
-    with Storage.open(str(folder / "timing.duckdb")) as store:
-        store.ensure_schema()
-        for n in range(BATCHES):
-            store.write("messages", child_messages(f"b{n}", BATCH_ROWS))
-        batch = child_messages("big", BIG_ROWS)
-        started = time.monotonic()
-        assert store.write("messages", batch) == BIG_ROWS
-        return time.monotonic() - started
+def _said(child: Child, line: str) -> bool:
+    return any(said.startswith(line) for said in child.lines)
+
+
+def _landed(child: Child, point: CrashPoint) -> bool:
+    """Killed where the trial meant to: before the child said ``point.unfinished``."""
+    return child.proc.returncode == -signal.SIGKILL and not _said(child, point.unfinished)
+
+
+def _big_batch_allowed(child: Child, point: CrashPoint) -> list[tuple[int, int, int]]:
+    """What may be left of the big batch, all or nothing, by how far the child got."""
+    if _said(child, "finished big batch"):
+        return [_complete(BIG_ROWS)]  # the write returned: committed whole
+    if _said(child, "inserted") and not point.paused:
+        return [(0, 0, 0), _complete(BIG_ROWS)]  # killed during the commit, or just after it
+    return [(0, 0, 0)]  # killed before the commit
 
 
 def test_sigkill_mid_write_keeps_committed_batches_and_nothing_of_the_interrupted_one(
     db_path: Path, tmp_path: Path, children: list[Child]
 ) -> None:
-    big_write = _time_big_write(tmp_path)
-    delays = [fraction * big_write for fraction in KILL_FRACTIONS]
     with Storage.open(str(db_path)) as store:
         store.ensure_schema()
     inode = db_path.stat().st_ino
@@ -369,46 +442,52 @@ def test_sigkill_mid_write_keeps_committed_batches_and_nothing_of_the_interrupte
 
     expected: dict[str, tuple[int, int, int]] = {}
     trials: list[KillTrial] = []
-    for index, delay in enumerate(delays):
-        name = f"t{index}"
-        returncode = _kill_trial(db_path, tmp_path, children, name, delay)
-        finished = any(line.startswith("finished big batch") for line in children[-1].lines)
-        wal_left = wal.exists()
-        label = f"trial {name} (kill {delay:.2f}s after the big batch started)"
+    for point in CRASH_POINTS:
+        for _ in range(1 if point.paused else KILL_ATTEMPTS):
+            name = f"t{len(trials)}"
+            child = _kill_trial(db_path, tmp_path, children, name, point)
+            returncode, landed = child.proc.returncode, _landed(child, point)
+            wal_left = wal.exists()
+            label = f"trial {name} ({point.name})"
 
-        assert db_path.exists(), f"{label}: the database file is gone"
-        assert db_path.stat().st_ino == inode, f"{label}: the database file was replaced"
-        # Reopening for writing works and finds every committed batch whole.
-        with Storage.open(str(db_path)) as store:
-            counts = _thread_counts(store)
-            big = counts.pop(f"{name}-big", (0, 0, 0))
-            trial = KillTrial(name, delay, returncode, finished, wal_left, big[0])
-            for n in range(BATCHES):
-                expected[f"{name}-b{n}"] = _complete(BATCH_ROWS)
-            # All or nothing: a write that returned before the kill committed whole; one killed
-            # between its commit and its print may be whole too; never a part of it.
-            allowed = [_complete(BIG_ROWS)] if finished else [(0, 0, 0), _complete(BIG_ROWS)]
-            assert big in allowed, f"{trial.describe()}: (rows, ids, sum of seq) = {big}"
-            wrong = {k: (counts.get(k), v) for k, v in expected.items() if counts.get(k) != v}
-            extra = sorted(set(counts) - set(expected))
-            assert not wrong and not extra, (
-                f"{trial.describe()}: committed batches (found, expected) {wrong}; "
-                f"rows of unexpected threads {extra}"
-            )
-            # ...and stays writable.
-            written = store.write(
-                "git_repos", [{"repo_id": f"after-{name}", "root": name, "tracked_ref": "main"}]
-            )
-            assert written == 1, trial.describe()
-        trials.append(trial)
-        assert db_path.stat().st_ino == inode, f"{trial.describe()}: the file was replaced"
+            assert db_path.exists(), f"{label}: the database file is gone"
+            assert db_path.stat().st_ino == inode, f"{label}: the database file was replaced"
+            # Reopening for writing works and finds every committed batch whole.
+            with Storage.open(str(db_path)) as store:
+                counts = _thread_counts(store)
+                big = counts.pop(f"{name}-big", (0, 0, 0))
+                trial = KillTrial(name, point, returncode, landed, wal_left, big[0])
+                for n in range(BATCHES):
+                    expected[f"{name}-b{n}"] = _complete(BATCH_ROWS)
+                # All or nothing: a write killed before its commit left nothing; one killed
+                # during its commit (or that returned first) may be whole; never a part of it.
+                allowed = _big_batch_allowed(child, point)
+                assert big in allowed, f"{trial.describe()}: (rows, ids, sum of seq) = {big}"
+                wrong = {k: (counts.get(k), v) for k, v in expected.items() if counts.get(k) != v}
+                extra = sorted(set(counts) - set(expected))
+                assert not wrong and not extra, (
+                    f"{trial.describe()}: committed batches (found, expected) {wrong}; "
+                    f"rows of unexpected threads {extra}"
+                )
+                if big != (0, 0, 0):
+                    expected[f"{name}-big"] = big
+                # ...and stays writable.
+                written = store.write(
+                    "git_repos",
+                    [{"repo_id": f"after-{name}", "root": name, "tracked_ref": "main"}],
+                )
+                assert written == 1, trial.describe()
+            trials.append(trial)
+            assert db_path.stat().st_ino == inode, f"{trial.describe()}: the file was replaced"
+            if landed:
+                break
+        summary = "\n".join("  " + t.describe() for t in trials)
+        assert trials[-1].landed, (
+            f"no kill of {KILL_ATTEMPTS} landed {point.name} (before the child said "
+            f"{point.unfinished!r}):\n{summary}"
+        )
 
     with Storage.open(str(db_path), read_only=True) as store:
-        assert _repo_ids(store) == sorted(f"after-t{i}" for i in range(len(delays)))
-    mid_write = [t for t in trials if t.returncode == -signal.SIGKILL and t.big_rows == 0]
+        assert _repo_ids(store) == sorted(f"after-{t.name}" for t in trials)
     summary = "\n".join("  " + t.describe() for t in trials)
-    print(f"\nSIGKILL during a {BIG_ROWS}-row write ({big_write:.2f}s uninterrupted):\n{summary}")
-    assert len(mid_write) >= MIN_MID_WRITE_KILLS, (
-        f"only {len(mid_write)} of {len(trials)} kills landed during the big write; the write "
-        f"({big_write:.2f}s uninterrupted) is too fast for the delays {delays}:\n{summary}"
-    )
+    print(f"\nSIGKILL during a {BIG_ROWS}-row write:\n{summary}")

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,25 @@ from egregora.storage.url import DatabaseURL
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 _DRAFT = ".creating-"
+LOCK_RETRY_INTERVAL = 0.05  # seconds between attempts to open a file another process holds
 
 
 def connect_duckdb(
-    url: DatabaseURL, *, read_only: bool = False, create: bool = True, timeout: float = 0.0
+    url: DatabaseURL,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+    timeout: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], None] = time.sleep,
 ) -> DuckDBBackend:
     """Open the DuckDB database at ``url`` through Ibis.
 
     A missing file is created (with its folder) only when ``create`` is true and the database
     is opened for writing; otherwise the error says how to create it. While another process
-    holds the file, opening is retried until ``timeout`` seconds have passed.
+    holds the file, opening is retried every ``LOCK_RETRY_INTERVAL`` seconds, waited with
+    ``pause``, until ``timeout`` seconds have passed on ``clock``; with no timeout it is tried
+    once. (Tests pass their own ``clock`` and ``pause`` to see the waiting.)
     """
     if url.backend != "duckdb":
         raise DatabaseError(f"{url} is not a DuckDB database")
@@ -40,14 +50,14 @@ def connect_duckdb(
                 f"no database at {path}; create it with `egregora db init --db {path}`"
             )
         _create_duckdb_file(path)
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     while True:
         try:
             backend: DuckDBBackend = ibis.duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             error = _explain_io_error(path, exc)
-            if isinstance(error, DatabaseLockedError) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            if isinstance(error, DatabaseLockedError) and clock() < deadline:
+                pause(LOCK_RETRY_INTERVAL)
                 continue
             raise error from exc
         return _configured(backend)
