@@ -6,10 +6,9 @@ import json
 import os
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -303,9 +302,7 @@ def test_a_ledger_from_a_newer_egregora_is_refused() -> None:
 
 def test_ledger_rows_record_who_applied_what_and_when(db_path: Path) -> None:
     before = datetime.now(UTC)
-    started = time.perf_counter()
     migrate_database(DatabaseURL.parse(str(db_path)))
-    elapsed_ms = (time.perf_counter() - started) * 1000
     after = datetime.now(UTC)
     with duckdb.connect(str(db_path)) as con:
         rows = con.execute(
@@ -317,11 +314,11 @@ def test_ledger_rows_record_who_applied_what_and_when(db_path: Path) -> None:
         assert row[1] == migration.description and row[2] == migration.checksum
         assert row[4:7] == (socket.gethostname(), os.getpid(), __version__)
         assert before <= row[7] <= after
-    # Each duration is that migration's own time, in milliseconds: together no longer than
-    # the whole migrate call took.
+    # Each duration is that migration's own time, in whole milliseconds: together no longer
+    # than the migrate call they were measured in, and not all zero (tables take time to make).
     durations = [row[3] for row in rows]
     assert all(isinstance(d, int) and d >= 0 for d in durations)
-    assert 0 < sum(durations) <= elapsed_ms  # measured: creating the tables takes time
+    assert 0 < sum(durations) <= (after - before) / timedelta(milliseconds=1)
     applied = [row[7] for row in rows]
     assert applied == sorted(applied)  # applied one after another, in order
 
