@@ -34,24 +34,12 @@ from egregora.cli.app import app
 from egregora.digest import canonical_json, config_hash, content_hash
 from egregora.errors import ConfigurationError, EgregoraError
 from egregora.storage import Storage
+from tests.support import FakeClock
 
 runner = CliRunner()
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 NEVER = timedelta(hours=1)  # a flush_interval no test reaches: only flush_every and calls flush
-
-
-class FakeClock:
-    """A clock that stands still until told to move."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, delta: timedelta) -> None:
-        self.current += delta
 
 
 @pytest.fixture
@@ -65,12 +53,12 @@ def store(empty_db: Path, tmp_path: Path) -> Iterator[Storage]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
 def cache(store: Storage, clock: FakeClock) -> Iterator[AssetCache]:
-    with AssetCache(store, flush_interval=NEVER, clock=clock.now) as opened:
+    with AssetCache(store, flush_interval=NEVER, clock=clock) as opened:
         yield opened
 
 
@@ -251,7 +239,7 @@ def test_mapping_keys_count_by_type_and_value() -> None:
 
 def test_put_never_evicts_the_entry_it_just_wrote(store: Storage, clock: FakeClock) -> None:
     """With equal access times the newest write still counts as the most recent."""
-    cache = AssetCache(store, budget_bytes=10, clock=clock.now)
+    cache = AssetCache(store, budget_bytes=10, clock=clock)
     cache.put("zz:1", b"x" * 10, "text/plain")
     written = cache.put("aa:1", b"y" * 10, "text/plain")  # the clock has not moved
     assert cache.get("aa:1") == replace(written, hits=1)
@@ -324,7 +312,7 @@ BAD_PUTS: dict[str, tuple[str, Any, str, dict[str, Any]]] = {
 
 @pytest.mark.parametrize("case", list(BAD_PUTS))
 def test_a_refused_put_writes_nothing(case: str, store: Storage, clock: FakeClock) -> None:
-    cache = AssetCache(store, budget_bytes=100, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, budget_bytes=100, flush_interval=NEVER, clock=clock)
     cache.put(card(1), b"original", "image/png", metadata={"keep": True})
     before = rows(store)
     clock.advance(SECOND)
@@ -368,7 +356,7 @@ def test_put_many_with_one_bad_asset_writes_none(cache: AssetCache, store: Stora
 
 
 def test_put_many_over_budget_keeps_the_newest_it_can(store: Storage, clock: FakeClock) -> None:
-    cache = AssetCache(store, budget_bytes=10, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, budget_bytes=10, flush_interval=NEVER, clock=clock)
     cache.put_many([NewAsset(card(i), b"1234", "image/png") for i in range(4)])
     kept = [r[0] for r in rows(store)]
     assert card(3) in kept and len(kept) == 2  # two of 4 bytes fit in 10, three do not
@@ -419,7 +407,7 @@ def test_an_entry_is_served_until_its_ttl_and_evict_then_counts_it_expired(
 
 
 def test_default_ttl_applies_when_put_names_none(store: Storage, clock: FakeClock) -> None:
-    cache = AssetCache(store, default_ttl=timedelta(hours=1), clock=clock.now)
+    cache = AssetCache(store, default_ttl=timedelta(hours=1), clock=clock)
     assert cache.put(card(1), b"x", "image/png").expires_at == T0 + timedelta(hours=1)
     put = cache.put(card(2), b"x", "image/png", ttl=timedelta(hours=3))
     assert put.expires_at == T0 + timedelta(hours=3)
@@ -474,7 +462,7 @@ def test_evict_holds_the_budget_and_keeps_the_most_recently_used(
 def test_lru_order_sees_reads_whether_flushed_or_not(
     store: Storage, clock: FakeClock, flush_every: int
 ) -> None:
-    cache = AssetCache(store, flush_every=flush_every, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, flush_every=flush_every, flush_interval=NEVER, clock=clock)
     a, b, c = card(1), card(2), card(3)
     for key in (a, b, c):
         cache.put(key, bytes(100), "image/png")
@@ -492,7 +480,7 @@ def test_hits_are_written_once_the_flush_interval_has_passed(
 ) -> None:
     """Few reads still reach the table: a read that finds the last flush an interval old
     writes the hits counted since (time read from the cache's clock)."""
-    cache = AssetCache(store, flush_every=10_000, flush_interval=5 * SECOND, clock=clock.now)
+    cache = AssetCache(store, flush_every=10_000, flush_interval=5 * SECOND, clock=clock)
     a = card(1)
     cache.put(a, b"x", "image/png")
     clock.advance(4 * SECOND)
@@ -511,7 +499,7 @@ def test_hits_are_written_once_the_flush_interval_has_passed(
 def test_put_evicts_the_least_recently_used_when_a_write_goes_over_budget(
     store: Storage, clock: FakeClock
 ) -> None:
-    cache = AssetCache(store, budget_bytes=100, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, budget_bytes=100, flush_interval=NEVER, clock=clock)
     a, b, c, d = card(1), card(2), card(3), card(4)
     for key in (a, b):
         cache.put(key, bytes(40), "image/png")
@@ -564,7 +552,7 @@ def test_evict_with_a_kind_touches_only_that_kind(
 def test_hits_are_counted_in_memory_and_persisted_by_flush_stats_and_close(
     store: Storage, clock: FakeClock
 ) -> None:
-    cache = AssetCache(store, flush_every=256, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, flush_every=256, flush_interval=NEVER, clock=clock)
     a, b = card(1), card(2)
     cache.put(a, b"a", "image/png")
     cache.put(b, b"b", "image/png")
@@ -592,7 +580,7 @@ def test_hits_are_counted_in_memory_and_persisted_by_flush_stats_and_close(
     assert cache.get(b) is not None and cache.get(card(3)) is None
     cache.close()
     assert stored_hits(store, b) == 2
-    fresh = AssetCache(store, clock=clock.now).stats()
+    fresh = AssetCache(store, clock=clock).stats()
     assert (fresh.hits, fresh.session_hits, fresh.session_misses) == (6, 0, 0)
 
 
@@ -603,7 +591,7 @@ def test_hits_persist_across_reopening_the_database(
     shutil.copyfile(empty_db, path)
     with (
         Storage.open(path, create=False) as store,
-        AssetCache(store, flush_interval=NEVER, clock=clock.now) as cache,
+        AssetCache(store, flush_interval=NEVER, clock=clock) as cache,
     ):
         cache.put(card(1), b"x", "image/png")
         for _ in range(4):
@@ -613,7 +601,7 @@ def test_hits_persist_across_reopening_the_database(
 
 
 def test_flush_every_writes_hits_without_being_asked(store: Storage, clock: FakeClock) -> None:
-    cache = AssetCache(store, flush_every=3, flush_interval=NEVER, clock=clock.now)
+    cache = AssetCache(store, flush_every=3, flush_interval=NEVER, clock=clock)
     key = card(1)
     cache.put(key, b"x", "image/png")
     for expected in (0, 0, 3, 3, 3, 6):
@@ -794,7 +782,7 @@ def cli_template(empty_db: Path) -> Path:
     clock = FakeClock(datetime(2020, 1, 1, tzinfo=UTC))
     with Storage.open(str(path), create=False) as store:
         store.ensure_schema()
-        with AssetCache(store, flush_interval=NEVER, clock=clock.now) as cache:
+        with AssetCache(store, flush_interval=NEVER, clock=clock) as cache:
             cache.put(key_for("font", 1, n=0), bytes(30), "font/ttf", ttl=timedelta(days=1))
             clock.advance(SECOND)
             cache.put(card(0), bytes(600), "image/png")

@@ -31,6 +31,7 @@ from egregora.git import (
 )
 from egregora.storage.store import Storage
 from tests.gitrepo import T0, GitRepo
+from tests.support import FakeClock
 
 REF = "main"
 MISSING = "never/existed.txt"
@@ -773,23 +774,10 @@ def test_cache_counts_hits_and_writes_them_on_flush(small: tuple[GitRepo, Storag
     assert len(cache_rows(store)) == 4
 
 
-class FakeClock:
-    """A clock that stands still until told to move."""
-
-    def __init__(self, start: datetime = CACHE_T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
-
-
 def test_cache_ttl_expires_answers(small: tuple[GitRepo, Storage, str]) -> None:
     """An answer older than the TTL is a miss and is evicted; one no older is a hit."""
     _, store, repo_id = small
-    clock = FakeClock()
+    clock = FakeClock(CACHE_T0)
     with LookupCache(store, clock=clock) as cache:
         GitHistoryResolver(store, cache=cache).resolve(repo_id, "a.txt", utc(T0 + 150))
     ttl = timedelta(hours=1)
@@ -813,7 +801,7 @@ def test_cache_evicts_least_recently_used_beyond_max_rows(
 ) -> None:
     """Beyond max_rows the rows read longest ago go first; a hit makes a row recent again."""
     _, store, repo_id = small
-    clock = FakeClock()
+    clock = FakeClock(CACHE_T0)
     resolver = GitHistoryResolver(store, cache=LookupCache(store, clock=clock))
     paths = ["p1", "p2", "p3", "p4", "p5"]
     for path in paths:

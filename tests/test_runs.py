@@ -37,7 +37,7 @@ from egregora.storage import Storage
 from egregora.tasks import NewTask, TaskStore
 from tests.gitrepo import T0 as GIT_T0
 from tests.gitrepo import GitRepo
-from tests.support import copy_database
+from tests.support import FakeClock, copy_database
 
 runner = CliRunner()
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -56,20 +56,6 @@ print(run_id, flush=True)
 sys.stdin.read()
 """
 SLEEPER = "import sys; sys.stdin.read()"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
 
 
 def _explode() -> None:
@@ -98,12 +84,12 @@ def store(fresh_db: Path) -> Iterator[Storage]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def runs(store: Storage, clock: Clock) -> RunStore:
+def runs(store: Storage, clock: FakeClock) -> RunStore:
     return RunStore(store, stale_after=HOUR, clock=clock)
 
 
@@ -342,7 +328,7 @@ def test_a_parent_must_exist_and_children_are_listed_under_it(
 
 
 # -- ending a run ---------------------------------------------------------------------------------
-def test_finish_records_the_counts_and_when_it_ended(runs: RunStore, clock: Clock) -> None:
+def test_finish_records_the_counts_and_when_it_ended(runs: RunStore, clock: FakeClock) -> None:
     run_id = runs.start("ingest")
     ended = clock.advance(timedelta(seconds=90))
     run = runs.finish(run_id, rows_in=10, rows_out=9)
@@ -389,7 +375,7 @@ ENDED = {"finish": "succeeded", "fail": "failed", "cancel": "cancelled"}
 
 
 @pytest.mark.parametrize("first", sorted(ENDED))
-def test_an_ended_run_is_history(runs: RunStore, clock: Clock, first: str) -> None:
+def test_an_ended_run_is_history(runs: RunStore, clock: FakeClock, first: str) -> None:
     for then in sorted(END):
         run_id = runs.start("write")
         clock.advance(timedelta(seconds=5))
@@ -410,7 +396,7 @@ def test_ending_an_unknown_run_is_not_found(runs: RunStore) -> None:
 
 @pytest.mark.parametrize("end", sorted(END))
 def test_a_run_that_tasks_and_child_runs_reference_can_still_change(
-    runs: RunStore, store: Storage, clock: Clock, end: str
+    runs: RunStore, store: Storage, clock: FakeClock, end: str
 ) -> None:
     # DuckDB refuses UPDATE ... RETURNING on a row another row references.
     run_id = runs.start("pipeline")
@@ -424,7 +410,7 @@ def test_a_run_that_tasks_and_child_runs_reference_can_still_change(
     assert TaskStore(store).counts(run_id)["pending"] == 1
 
 
-def test_heartbeat_moves_only_the_heartbeat(runs: RunStore, clock: Clock) -> None:
+def test_heartbeat_moves_only_the_heartbeat(runs: RunStore, clock: FakeClock) -> None:
     run_id = runs.start("write")
     before = runs.require(run_id)
     beat = clock.advance(timedelta(minutes=7))
@@ -435,7 +421,7 @@ def test_heartbeat_moves_only_the_heartbeat(runs: RunStore, clock: Clock) -> Non
 
 
 def test_track_finishes_the_run_with_the_counts_set_in_the_block(
-    runs: RunStore, clock: Clock, tmp_path: Path
+    runs: RunStore, clock: FakeClock, tmp_path: Path
 ) -> None:
     parent = runs.start("pipeline")
     source = tmp_path / "in.txt"
@@ -468,7 +454,7 @@ def test_an_exception_without_a_message_is_named_alone(runs: RunStore) -> None:
 
 
 def test_a_clock_stepped_back_still_ends_runs_after_they_started(
-    runs: RunStore, store: Storage, clock: Clock
+    runs: RunStore, store: Storage, clock: FakeClock
 ) -> None:
     """A run ended by a clock earlier than its start ends at its start, not in a CHECK error."""
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -501,7 +487,7 @@ def test_track_fails_the_run_and_raises_on(
 
 # -- listing --------------------------------------------------------------------------------------
 def test_list_is_newest_first_and_filters_by_status_stage_and_limit(
-    runs: RunStore, clock: Clock
+    runs: RunStore, clock: FakeClock
 ) -> None:
     ids = []
     for stage in ("ingest", "write", "ingest", "publish"):
@@ -553,7 +539,7 @@ def test_a_run_left_running_by_a_killed_process_is_marked_failed_stale(fresh_db:
     assert run.started_at < marking
 
 
-def test_a_run_of_this_process_is_never_stale(runs: RunStore, clock: Clock) -> None:
+def test_a_run_of_this_process_is_never_stale(runs: RunStore, clock: FakeClock) -> None:
     run_id = runs.start("write")
     clock.advance(timedelta(days=365))
     assert runs.mark_stale() == []
@@ -587,7 +573,7 @@ def test_a_killed_child_not_yet_reaped_counts_as_dead(store: Storage) -> None:
 
 
 def test_a_run_on_another_host_is_stale_once_its_heartbeat_is_older_than_stale_after(
-    runs: RunStore, store: Storage, clock: Clock
+    runs: RunStore, store: Storage, clock: FakeClock
 ) -> None:
     # Its pid is this very process's: on another host a pid says nothing about this machine.
     store.write("runs", [_row("remote", pid=os.getpid())])
@@ -606,7 +592,7 @@ def test_a_run_on_another_host_is_stale_once_its_heartbeat_is_older_than_stale_a
 
 
 def test_a_run_recorded_without_host_or_heartbeat_ages_from_its_start(
-    runs: RunStore, store: Storage, clock: Clock
+    runs: RunStore, store: Storage, clock: FakeClock
 ) -> None:
     store.write("runs", [_row("old", host=None, pid=None, heartbeat_at=None)])
     clock.advance(HOUR)
@@ -617,7 +603,7 @@ def test_a_run_recorded_without_host_or_heartbeat_ages_from_its_start(
     assert error is not None and error.startswith("stale: no heartbeat since 2030-01-02T03:04:05")
 
 
-def test_start_marks_stale_runs_first(runs: RunStore, store: Storage, clock: Clock) -> None:
+def test_start_marks_stale_runs_first(runs: RunStore, store: Storage, clock: FakeClock) -> None:
     store.write("runs", [_row("remote")])
     clock.advance(2 * HOUR)
     fresh = runs.start("ingest")
@@ -630,7 +616,7 @@ def test_a_read_only_store_marks_nothing(fresh_db: Path) -> None:
         store.ensure_schema()
         store.write("runs", [_row("remote")])
     with Storage.open(str(fresh_db), read_only=True) as store:
-        runs = RunStore(store, clock=Clock(T0 + 10 * HOUR))
+        runs = RunStore(store, clock=FakeClock(T0 + 10 * HOUR))
         assert runs.mark_stale() == []
         assert _status(runs, "remote") == "running"
 
@@ -670,7 +656,7 @@ def _seed(db_path: Path) -> dict[str, str]:
     """A pipeline run with two children and three tasks, a failed child, and a remote run
     whose heartbeat is older than the default stale_after. The file is closed afterwards."""
     now = datetime.now(UTC)
-    clock = Clock(now - timedelta(minutes=10))
+    clock = FakeClock(now - timedelta(minutes=10))
     with Storage.open(str(db_path)) as store:
         store.ensure_schema()
         runs = RunStore(store, clock=clock)

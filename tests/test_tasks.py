@@ -33,6 +33,7 @@ from egregora.tasks import (
     Task,
     TaskStore,
 )
+from tests.support import FakeClock
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -44,22 +45,11 @@ runner = CliRunner()
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers.
 # ---------------------------------------------------------------------------------------------
-class FakeClock:
-    """A clock that stands still until told to move."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
