@@ -264,4 +264,12 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "metadata": '{"w": 1200}',
             },
         ],
+        "pseudonym_keys": [
+            {
+                "key_id": "0123456789abcdef",
+                "secret": bytes(range(32)),
+                "origin": "generated",
+                "created_at": T0,
+            },
+        ],
     }

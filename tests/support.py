@@ -74,3 +74,7 @@ class FakeClock:
     def advance(self, by: timedelta) -> datetime:
         self.now += by
         return self.now
+
+
+# A pseudonym key for tests that compare databases: given to both, their pseudonyms agree.
+SHARED_KEY = "5eed" * 16

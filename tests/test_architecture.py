@@ -19,21 +19,29 @@ ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "contracts": {"schema", "errors"},
     "ddl": {"schema"},
-    "migrations": {"schema", "ddl", "errors", ""},  # "" is the package root, for __version__
-    "storage": {"schema", "ddl", "migrations", "contracts", "errors"},
+    "migrations": {
+        "schema",
+        "ddl",
+        "errors",
+        "pseudonyms",
+        "",
+    },  # "" is the package root, for __version__
+    "storage": {"schema", "ddl", "migrations", "contracts", "errors", "pseudonyms"},
     "git": {"schema", "storage", "errors", "clock"},  # a service on storage
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
     "tasks": {"schema", "storage", "errors", "clock"},  # a service on storage
-    "etl": {"schema", "storage", "errors", "digest", "runs"},  # on the services
-    "runner": {"storage", "errors", "assets", "runs", "tasks", "etl"},  # on the ETL
+    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms"},  # on the services
+    # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
+    "runner": {"storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"},
     "cli": {
         *("schema", "ddl", "migrations", "contracts", "storage", "errors", ""),
-        *("git", "assets", "runs", "tasks", "etl", "runner"),
+        *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms"),
     },
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
     "clock": set(),  # the current time services read, beside errors at the root
+    "pseudonyms": {"errors"},  # how people and chats are named, from the root up
 }
 
 

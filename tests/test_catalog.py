@@ -20,6 +20,8 @@ ARCHITECTURE_TABLES = {
     "git_lookup_cache",
     "asset_cache",
     "schema_migrations",
+    # The secret key of the database's pseudonyms, which the architecture asks for per database.
+    "pseudonym_keys",
 }
 
 

@@ -29,13 +29,13 @@ from egregora.etl import (
     IngestResult,
     UnsafeArchiveError,
     archive,
-    author_uuid,
     ingest_export,
-    thread_slug,
 )
 from egregora.etl.parse import DateOrder
+from egregora.pseudonyms import thread_slug
 from egregora.runs import RunStore
 from egregora.storage import Storage
+from egregora.storage.keys import pseudonyms
 from tests.support import copy_database
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -440,7 +440,8 @@ def test_each_fixture_reads_as_exactly_these_rows(store: Storage, name: str) -> 
         assert row["source"] == "whatsapp"
         assert row["thread_id"] == thread_id
         who = row["author_raw"]
-        assert row["author_uuid"] == (None if who is None else author_uuid(thread_id, who))
+        keyed = None if who is None else pseudonyms(store).author("whatsapp", thread_id, who)
+        assert row["author_uuid"] == keyed
         omitted = row["kind"] == "text" and row["text"] is None
         attrs = None if row["attrs"] is None else json.loads(row["attrs"])
         assert attrs == ({"media_omitted": True} if omitted else None)
@@ -627,11 +628,13 @@ def test_authors_are_one_pseudonym_per_name_and_thread(store: Storage) -> None:
     assert all(len(found) == 1 for found in uuids.values())
     family = {name: found.pop() for (thread, name), found in uuids.items() if thread == "family"}
     work = {name: found.pop() for (thread, name), found in uuids.items() if thread == "work"}
-    assert family == {n: author_uuid("family", n) for n in family}
+    keyed = pseudonyms(store)
+    assert family == {n: keyed.author("whatsapp", "family", n) for n in family}
     assert set(family) == {"Ana Sousa", "Bia Costa", "Caio Lima", "+351 912 345 678"}
-    assert work == {n: author_uuid("work", n) for n in ("Ana Sousa", "Bia Costa", "Caio Lima")}
+    names = ("Ana Sousa", "Bia Costa", "Caio Lima")
+    assert work == {n: keyed.author("whatsapp", "work", n) for n in names}
     assert not set(family.values()) & set(work.values())
-    assert author_uuid("family", "Ana Sousa") != author_uuid("family", "Bia Costa")
+    assert len(set(family.values())) == len(family)
 
 
 def test_thread_comes_from_the_export_name_unless_given(tmp_path: Path, store: Storage) -> None:
@@ -734,6 +737,7 @@ def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Pa
         result = _ingest(store, _android_zip(tmp_path))
         rows = _rows(store)
         documents = _rows(store, "documents", "created_at")
+        label = pseudonyms(store).thread("whatsapp", "family")
     assert (result.thread_id, result.media_files, result.media_files_new) == ("family", 3, 3)
     assert [_seen(r) for r in rows] == [
         _normal(e) for e in EXPECTED["attachments_android_en.txt"][2]
@@ -759,7 +763,7 @@ def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Pa
         assert json.loads(doc["extensions"]) == {
             "path": stored_at,
             "size_bytes": len(content),
-            "thread_id": "family",
+            "thread": label,  # documents name a thread by its keyed label, not its name
         }
         assert (db.parent / stored_at).read_bytes() == content
     assert len(_media_files(db)) == 3  # no drafts left, no AppleDouble file

@@ -6,8 +6,9 @@ these identities are stored and compared across runs and versions:
 - ``event_id`` decides whether a message is already stored. A changed recipe gives every
   message of an existing database a new id, so the next ingest of the same export would
   store every message a second time.
-- ``author_uuid`` is the pseudonym documents name people by, and ``thread_slug`` is part of
-  every id. A changed recipe splits each member into two people and orphans their profiles.
+- ``author_uuid`` is the pseudonym documents name people by (an HMAC under the database's
+  key, pinned here under a fixed key), and the thread's keyed label is part of every document
+  id. A changed recipe splits each member into two people and orphans their profiles.
 - A window's or an author's signature decides whether its journal, post or profile is done.
   A changed recipe re-writes every document of every thread on the next run.
 - Document ids (journals, posts, profiles, media) are the keys upserts land on; asset keys,
@@ -33,15 +34,15 @@ import pytest
 
 from egregora.assets import key_for
 from egregora.digest import config_hash, content_hash
-from egregora.etl.ingest import author_uuid, event_ids, thread_slug
+from egregora.etl.ingest import event_ids
 from egregora.etl.parse import parse_export
+from egregora.pseudonyms import ENV, Pseudonyms, key_id, thread_slug
 from egregora.runner import RunOptions, run_pipeline
 from egregora.runner.cards import card_key
 from egregora.runner.model import WindowSpec, signature
 from egregora.runner.windows import plan_windows
 from egregora.runner.writer import member
 from egregora.storage import Storage
-from tests.support import copy_database
 
 CHAT = "Família Gonçalves"
 THREAD = "família-gonçalves"
@@ -65,9 +66,12 @@ EXPORT = (
     "15/03/2024, 09:30 - Caio Lima: None\n"
 )
 
-INES = "db7a7b3d-0323-5bab-8a42-da69eb418e4a"
-PHONE = "49f4ea2a-5e08-565d-bd0c-a2a1cf9c89ad"
-CAIO = "ab2a1634-e1a2-5b96-ba96-f28e99bcfafb"
+KEY = bytes(range(32))  # the database's pseudonym key in every test below
+KEYED = Pseudonyms(KEY)
+LABEL = "chat-e3ab6799ea"  # the thread's public label under KEY
+INES = "f6d378c1-bff5-89fb-8a01-96ccfaf85d6d"
+PHONE = "c23c2a6d-1018-80dc-9d88-447bac4e8e2d"
+CAIO = "a0f34aab-f777-897d-95ad-ecea46bf7457"
 
 # (local time as written, kind, author_uuid, event_id), in the export's order.
 MESSAGES = [
@@ -150,23 +154,23 @@ WINDOWS: dict[str, list[tuple[str, str, str, int, int, int, str]]] = {
 # hold their window's signature, a post also its writer's (writer name, version, window), a
 # profile its author's (their event ids in thread order), and the media file its SHA-256.
 DOCUMENTS = {
-    f"journal-{THREAD}-2024-03-14": ("4380a7c9c17b3aa40571f925b7ad1f10", None),
-    f"journal-{THREAD}-2024-03-15": ("99ec049fb43f243aec45f84156c28b6d", None),
+    f"journal-{LABEL}-2024-03-14": ("4380a7c9c17b3aa40571f925b7ad1f10", None),
+    f"journal-{LABEL}-2024-03-15": ("99ec049fb43f243aec45f84156c28b6d", None),
     "media-f1e722a8273f043678c08222346ded38": (
         None,
         "641e62f983238e058f43c87718b8c4271e9cda279d7604f712b3e6be77b6cb5a",
     ),
-    f"post-{THREAD}-2024-03-14": (
+    f"post-{LABEL}-2024-03-14": (
         "4380a7c9c17b3aa40571f925b7ad1f10",
         "ca1b9f8bc250e7ae78fc0d3bd097acc3",
     ),
-    f"post-{THREAD}-2024-03-15": (
+    f"post-{LABEL}-2024-03-15": (
         "99ec049fb43f243aec45f84156c28b6d",
         "aaeea430050765ab4ceb868413bebd8d",
     ),
-    f"profile-{THREAD}-{PHONE}": (None, "6111375952ae59ad7fa6a1bce7960e44"),
-    f"profile-{THREAD}-{CAIO}": (None, "875f267b5d6b3d66ed6b0c696b3b8f06"),
-    f"profile-{THREAD}-{INES}": (None, "e123beedcb56f24f3f0bd4241ab9d536"),
+    f"profile-{LABEL}-{PHONE}": (None, "6111375952ae59ad7fa6a1bce7960e44"),
+    f"profile-{LABEL}-{CAIO}": (None, "875f267b5d6b3d66ed6b0c696b3b8f06"),
+    f"profile-{LABEL}-{INES}": (None, "e123beedcb56f24f3f0bd4241ab9d536"),
 }
 
 
@@ -195,12 +199,25 @@ def test_event_ids_depend_on_the_thread() -> None:
 
 
 def test_author_pseudonyms_are_pinned() -> None:
-    assert author_uuid(THREAD, "Inês Gonçalves") == INES
-    assert author_uuid(THREAD, "+351 912 345 678") == PHONE
-    assert author_uuid(THREAD, "Caio Lima") == CAIO
-    assert author_uuid("família-silva", "Caio Lima") == "3bc51c33-1801-5e25-a9cb-bed6a4c528a9"
-    assert member(CAIO) == "member-ab2a1634"
+    assert KEYED.author("whatsapp", THREAD, "Inês Gonçalves") == INES
+    assert KEYED.author("whatsapp", THREAD, "+351 912 345 678") == PHONE
+    assert KEYED.author("whatsapp", THREAD, "Caio Lima") == CAIO
+    other = KEYED.author("whatsapp", "família-silva", "Caio Lima")
+    assert other == "4e27991f-1e14-8a4d-86a9-7af7fb7830cd"
+    # A number is one member however it is written; a name is one with or without spaces.
+    assert KEYED.author("whatsapp", THREAD, "+351912345678") == PHONE
+    assert KEYED.author("whatsapp", THREAD, " Inês Gonçalves ") == INES
+    # Another key gives other pseudonyms: without the key, a name cannot be tested.
+    unkeyed = Pseudonyms(bytes(32)).author("whatsapp", THREAD, "Caio Lima")
+    assert unkeyed == "7047c46f-898d-8352-b32d-a9cca2efc0dd"
+    assert member(CAIO) == "member-a0f34aab"
     assert member(None) == "system"
+
+
+def test_thread_labels_and_key_ids_are_pinned() -> None:
+    assert KEYED.thread("whatsapp", THREAD) == LABEL
+    assert KEYED.thread("whatsapp", "família-silva") == "chat-02c5f63498"
+    assert key_id(KEY) == "7b0b5e5847ef0741"
 
 
 # -- windows and their signatures ---------------------------------------------------------------
@@ -283,8 +300,11 @@ def export(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(empty_db: Path, tmp_path: Path) -> Iterator[Storage]:
-    with Storage.open(str(copy_database(empty_db, tmp_path / "egregora.duckdb"))) as opened:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
+    """A new database given the key ``KEY``."""
+    monkeypatch.setenv(ENV, KEY.hex())
+    with Storage.open(str(tmp_path / "egregora.duckdb")) as opened:
+        opened.ensure_schema()
         yield opened
 
 

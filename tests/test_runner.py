@@ -7,6 +7,7 @@ expectation computed from the stored messages rather than written down.
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -41,11 +42,12 @@ from egregora.runner.cards import HEIGHT, WIDTH, card_key, ensure_cards, render_
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.runner.execute import TaskFailedError
 from egregora.runner.model import Window, signature
-from egregora.runner.site import MANIFEST, card_date
+from egregora.runner.site import MANIFEST, card_date, media_file
 from egregora.runner.windows import plan_windows
 from egregora.runner.writer import member, name_words
 from egregora.runs import RunStore
 from egregora.storage import Storage
+from egregora.storage.keys import pseudonyms
 from egregora.tasks import Backoff, TaskStore
 from tests.support import copy_database
 
@@ -110,6 +112,12 @@ def demo_json(folder: Path, *args: str) -> dict[str, Any]:
 def rows(store: Storage, name: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = store.to_pyarrow(store.table(name)).to_pylist()
     return found
+
+
+def label_of(db: Path, thread_id: str) -> str:
+    """The public label a database's key gives a thread (in document ids and page names)."""
+    with Storage.open(str(db), read_only=True) as store:
+        return pseudonyms(store).thread("whatsapp", thread_id)
 
 
 def front_matter(page: Path) -> tuple[dict[str, Any], str]:
@@ -276,6 +284,7 @@ def test_the_demo_makes_a_database_and_a_site(demo_folder: Path) -> None:
     days = {m["ts"].astimezone(LISBON).date() for m in messages}
     authors = {m["author_uuid"] for m in messages if m["author_uuid"]}
     files = {m["media_filename"] for m in messages if m["media_filename"]}
+    media = [d for d in documents if d["doc_type"] == "media"]
     by_type = Counter(d["doc_type"] for d in documents)
     assert by_type == {
         "post": len(days),
@@ -289,7 +298,10 @@ def test_the_demo_makes_a_database_and_a_site(demo_folder: Path) -> None:
     assert len(list((docs / "posts").glob("*.png"))) == len(days)
     assert len(list((docs / "journal").glob("*.md"))) == len(days) + 1  # and the index
     assert len(list((docs / "profiles").glob("*.md"))) == len(authors) + 1
-    assert {p.name for p in (docs / "media").iterdir()} == files | {"index.md"}
+    # Media files are published under their document's id, never the name the export gave.
+    assert {d["filename"] for d in media} == files
+    published = {media_file(d) for d in media}
+    assert {p.name for p in (docs / "media").iterdir()} == published | {"index.md"}
 
 
 def test_a_second_demo_run_makes_nothing_new(tmp_path: Path, demo_folder: Path) -> None:
@@ -323,8 +335,9 @@ def test_journals_hold_their_window_as_the_messages_say(demo_folder: Path) -> No
     for m in messages:
         by_day.setdefault(m["ts"].astimezone(LISBON).date(), []).append(m)
     media_ids = {d["filename"]: d["id"] for d in documents.values() if d["doc_type"] == "media"}
+    label = label_of(demo_folder / "egregora.duckdb", "trip-planners")
     for day, held in by_day.items():
-        journal = documents[f"journal-trip-planners-{day.isoformat()}"]
+        journal = documents[f"journal-{label}-{day.isoformat()}"]
         ext = json.loads(journal["extensions"])
         assert journal["window_start"] == datetime.combine(day, time(), LISBON)
         assert journal["window_end"] == datetime.combine(day + timedelta(days=1), time(), LISBON)
@@ -381,12 +394,17 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
     tmp_path: Path, demo_folder: Path
 ) -> None:
     docs = demo_folder / "site" / "docs"
-    post, body = front_matter(docs / "posts" / "trip-planners-2024-05-14.md")
+    db = demo_folder / "egregora.duckdb"
+    page = f"{label_of(db, 'trip-planners')}-2024-05-14"
+    post, body = front_matter(docs / "posts" / f"{page}.md")
     assert post["title"] and post["date"].isoformat() == "2024-05-14"
-    assert post["image"] == "trip-planners-2024-05-14.png"
+    assert post["image"] == f"{page}.png"
     assert post["authors"] and all(a.startswith("member-") for a in post["authors"])
-    assert "../media/IMG-20240514-WA0001.jpg" in body
-    journal, _ = front_matter(docs / "journal" / "trip-planners-2024-05-14.md")
+    with Storage.open(str(db), read_only=True) as store:
+        query = store.documents.media_by_filename("IMG-20240514-WA0001.jpg")
+        (photo,) = store.to_pyarrow(query).to_pylist()
+    assert f"../media/{media_file(photo)}" in body
+    journal, _ = front_matter(docs / "journal" / f"{page}.md")
     assert journal["egregora"]["window_signature"] == post["egregora"]["window_signature"]
     out = tmp_path / "built"
     built = subprocess.run(
@@ -406,7 +424,7 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
         text=True,
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    assert (out / "posts" / "trip-planners-2024-05-14" / "index.html").is_file()
+    assert (out / "posts" / page / "index.html").is_file()
 
 
 def test_site_name_is_the_sites_title_and_drawn_on_every_card(
@@ -423,16 +441,20 @@ def test_site_name_is_the_sites_title_and_drawn_on_every_card(
         return config
 
     site = tmp_path / "site"
-    assert run_into(site, "--site-name", name)["site_name"] == name
-    pages = [*(site / "docs" / "posts").glob("family-*.md")]
-    pages += [*(site / "docs" / "journal").glob("family-*.md")]
+    # MkDocs puts the name into every page's HTML as it is: it is written HTML-escaped.
+    written = run_into(site, "--site-name", name)["site_name"]
+    assert "<" not in written and html.unescape(written) == name
+    label = label_of(db, "family")
+    pages = [*(site / "docs" / "posts").glob(f"{label}-*.md")]
+    pages += [*(site / "docs" / "journal").glob(f"{label}-*.md")]
     assert len(pages) == 2  # one window: its post and its journal
     for page in pages:
         fields, _ = front_matter(page)
         card = (page.parent / fields["image"]).read_bytes()
         when = card_date(fields["date"])
-        assert card == render_card(fields["title"], when, name)
-        assert card != render_card(fields["title"], when, "Family")
+        title = html.unescape(fields["title"])
+        assert card == render_card(title, when, name)
+        assert card != render_card(title, when, "Family")
     # Without --site-name the site is named after the chat.
     assert run_into(tmp_path / "unnamed")["site_name"] == "Family"
 
@@ -461,10 +483,11 @@ def test_a_longer_export_writes_only_the_windows_it_changes(tmp_path: Path, empt
     assert first.windows == 1 and second.windows == 2
     assert second.new_messages == 8 - first.messages == 3
     # 14 March is as it was: its journal and post are skipped, not rewritten.
-    unchanged = {"journal-family-2024-03-14", "post-family-2024-03-14"}
+    label = label_of(db, "family")
+    unchanged = {f"journal-{label}-2024-03-14", f"post-{label}-2024-03-14"}
     assert all(after[i] == before[i] for i in unchanged)
     new = set(after) - set(before)
-    assert new == {"journal-family-2024-03-15", "post-family-2024-03-15"}
+    assert new == {f"journal-{label}-2024-03-15", f"post-{label}-2024-03-15"}
     # All three people wrote on the 15th: each profile is made again from more messages.
     profiles = {i for i in after if i.startswith("profile-")}
     assert len(profiles) == 3 and all(after[i] != before[i] for i in profiles)
@@ -521,7 +544,8 @@ def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, empty_
         ids = {d["id"] for d in rows(store, "documents")}
         (run,) = RunStore(store).list(stage="run")
         failed = TaskStore(store).list(status="failed")
-    assert "post-trip-planners-2024-05-14" not in ids and "post-trip-planners-2024-05-15" in ids
+    label = label_of(db, "trip-planners")
+    assert f"post-{label}-2024-05-14" not in ids and f"post-{label}-2024-05-15" in ids
     assert run.status == "failed" and "TaskFailedError" in (run.error or "")
     assert [t.payload["label"] for t in failed] == ["2024-05-14"] and failed[0].attempts == 3
     with Storage.open(str(db)) as store:  # the writer recovered: the next run finishes the job
@@ -532,9 +556,10 @@ def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, empty_
 def test_the_site_never_replaces_a_file_it_did_not_write(tmp_path: Path, demo_folder: Path) -> None:
     folder = copy_demo(demo_folder, tmp_path / "demo")
     site = folder / "site"
-    page = site / "docs" / "posts" / "trip-planners-2024-05-14.md"
+    label = label_of(folder / "egregora.duckdb", "trip-planners")
+    page = site / "docs" / "posts" / f"{label}-2024-05-14.md"
     page.write_text("my own notes\n", encoding="utf-8")  # edited by hand
-    fresh = site / "docs" / "journal" / "trip-planners-2024-05-02.md"
+    fresh = site / "docs" / "journal" / f"{label}-2024-05-02.md"
     fresh.unlink()
     manifest = (site / MANIFEST).read_bytes()
     result = runner.invoke(app, ["demo", str(folder)])

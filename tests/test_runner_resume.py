@@ -11,17 +11,20 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from egregora.pseudonyms import ENV
 from egregora.runner import run_pipeline
 from egregora.runner.demo import sample_export
 from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.tasks import TaskStore
 from tests._runner_child import options
+from tests.support import SHARED_KEY
 
 CHILD = Path(__file__).with_name("_runner_child.py")
 Snapshot = dict[str, Any]
@@ -56,6 +59,15 @@ def run_here(folder: Path) -> None:
     with Storage.open(str(folder / "egregora.duckdb")) as store:
         store.ensure_schema()
         run_pipeline(store, export, options(folder / "site"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_key() -> Iterator[None]:
+    """The databases compared here are given one key (the child process too), so that their
+    pseudonyms agree."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, SHARED_KEY)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,12 @@ import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.ddl.render import catalog_script
+from egregora.errors import SchemaError
 from egregora.migrations.engine import MigrateResult
+from egregora.migrations.keyed import read_key
 from egregora.schema.catalog import CATALOG
 from egregora.schema.reference import catalog_json, markdown, mermaid
-from egregora.storage.setup import database_status, migrate_database, verify
+from egregora.storage.setup import database_status, migrate_database, open_executor, verify
 from egregora.storage.url import DatabaseURL
 
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
@@ -176,3 +178,60 @@ def schema(
         emit_json({"format": fmt.value, "dialect": chosen, **payload})
     else:
         typer.echo(text, nl=False)
+
+
+@app.command("key")
+def key_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Print the secret too, to give another database the same key "
+            "(whoever holds it can test guessed names against pseudonyms).",
+        ),
+    ] = False,
+) -> None:
+    """Show the database's pseudonym key: its id, where it came from, and since when."""
+    with reported_errors(as_json):
+        url = DatabaseURL.parse(db)
+        with open_executor(url, write=False) as executor:
+            stored = read_key(executor)
+        if stored is None:
+            raise SchemaError(f"{url} has no pseudonym key yet; run `egregora db migrate`")
+    shown: dict[str, object] = {
+        "key_id": stored.key_id,
+        "origin": stored.origin,
+        "created_at": stored.created_at.isoformat(),
+    }
+    if reveal:
+        shown["secret"] = stored.secret.hex()
+    if as_json:
+        emit_json(shown)
+        return
+    for name, value in shown.items():
+        console.print(f"{name + ':':<12}{value}", markup=False)
+
+
+@app.command("rekey")
+def rekey_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Give the database a new pseudonym key and rewrite every pseudonym it stores.
+
+    The key is EGREGORA_PSEUDONYM_KEY when set (so databases given the same key agree),
+    else a new random one. Write the site again afterwards: its pages change names.
+    """
+    from egregora.runner.rekey import rekey_database  # the runner knows where names hide
+
+    with reported_errors(as_json):
+        url = DatabaseURL.parse(db)
+        result = rekey_database(url)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    console.print(
+        f"Re-keyed {url}: key {result.old_key_id} -> {result.key_id} ({result.origin}); "
+        f"{result.members} pseudonyms in {result.threads} threads rewritten. Run "
+        "`egregora run` with --site again to rewrite the site's pages.",
+        markup=False,
+    )

@@ -134,8 +134,12 @@ def select_rows(
     where: exp.Expr | None = None,
     order_by: Sequence[str] = (),
     limit: int | None = None,
+    *,
+    distinct: bool = False,
 ) -> str:
     select = exp.select(*_columns(columns)).from_(table_ref(table))
+    if distinct:
+        select = select.distinct()
     if where is not None:
         select = select.where(where)
     if order_by:
@@ -148,3 +152,22 @@ def select_rows(
 def breaking(rule: Rule) -> exp.Expr:
     """A WHERE clause matching rows that break ``rule`` (FALSE, not unknown, as a CHECK sees it)."""
     return exp.Not(this=exp.paren(exp.func("COALESCE", rule.sql(), exp.true())))
+
+
+def update_values(
+    table: str, columns: Sequence[str], where: Sequence[str], dialect: Dialect
+) -> str:
+    """UPDATE table SET column = <placeholder>, ... WHERE key = <placeholder> AND ...: the
+    set values are bound first, then the key values."""
+    tree = exp.update(
+        table_ref(table),
+        {ident(c).sql(dialect=dialect): exp.Placeholder() for c in columns},
+        where=exp.and_(
+            *[exp.EQ(this=exp.column(c, quoted=True), expression=exp.Placeholder()) for c in where]
+        ),
+    )
+    return tree.sql(dialect=dialect)
+
+
+def delete_all(table: str, dialect: Dialect) -> str:
+    return exp.delete(table_ref(table)).sql(dialect=dialect)

@@ -1,7 +1,7 @@
 """The ETL: WhatsApp exports (.zip or .txt) into validated `messages` and media `documents`."""
 
 from egregora.etl.archive import ExportFileError, UnsafeArchiveError, open_export
-from egregora.etl.ingest import IngestResult, author_uuid, ingest_export, thread_slug
+from egregora.etl.ingest import IngestResult, ingest_export
 from egregora.etl.parse import DATE_ORDERS, Entries, ExportFormatError, parse_export
 
 __all__ = [
@@ -11,9 +11,7 @@ __all__ = [
     "ExportFormatError",
     "IngestResult",
     "UnsafeArchiveError",
-    "author_uuid",
     "ingest_export",
     "open_export",
     "parse_export",
-    "thread_slug",
 ]

@@ -4,8 +4,8 @@ Every entry that starts a line becomes one row with a deterministic event_id (a 
 thread, the local time as written, the author, the text, the attachment, and how many identical
 entries came before it), so ingesting an export again, or a longer export of the same chat,
 adds only what is new. New messages take the positions (``seq``) after the thread's last one.
-Authors are stored with a pseudonym, UUID5 of the thread and the name. Local times become
-TIMESTAMPTZ in ``tz``.
+Authors are stored with a keyed pseudonym (see ``egregora.pseudonyms``): the database's secret
+key, the thread and the name. Local times become TIMESTAMPTZ in ``tz``.
 
 Media files in a zip become `documents` of doc_type media, their bytes kept beside the database
 in ``media/<sha256[:2]>/<sha256>.<ext>`` (content-addressed: the same file is stored once, and
@@ -21,9 +21,7 @@ import hashlib
 import json
 import mimetypes
 import os
-import re
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,13 +35,13 @@ from egregora.errors import ConfigurationError
 from egregora.etl.archive import Export, MediaFile, open_export
 from egregora.etl.formats import media_type
 from egregora.etl.parse import DateOrder, Entries, parse_export
+from egregora.pseudonyms import Pseudonyms, thread_slug
 from egregora.runs import RunStore
+from egregora.storage import keys
 from egregora.storage.store import Storage
 
 SOURCE = "whatsapp"
-AUTHORS = uuid.UUID("6f1c4a52-8f0e-5b7a-9d0c-3e2b1a4f5c6d")  # namespace of author pseudonyms
 MEDIA_FOLDER = "media"
-_SLUG = re.compile(r"[\W_]+")  # letters and digits of any script stay
 Progress = Callable[[str], None]
 
 
@@ -95,6 +93,7 @@ def ingest_export(
     """
     say = progress or (lambda _: None)
     zone_name = timezone_name(tz)
+    names = keys.pseudonyms(store)
     say("reading the export")
     export = open_export(path)
     say("parsing messages")
@@ -115,13 +114,14 @@ def ingest_export(
     # Ids are unique within an export (identical entries are numbered), so new ones are new rows.
     fresh = pc.invert(pc.is_in(ids, value_set=stored["event_id"].combine_chunks()))
     say("reading media")
-    media_rows, files = _media(store, export, entries, thread_id, zone_name, now)
+    label = names.thread(SOURCE, thread_id)
+    media_rows, files = _media(store, export, entries, thread_id, label, zone_name, now)
     say("writing")
     run_id = None
     if runs is not None:
         config = {"tz": zone_name, "thread": thread_id, "date_order": entries.date_order}
         run_id = runs.start("ingest", config, inputs=[path], parent=parent_run)
-    rows = _message_rows(entries, ids, fresh, thread_id, zone_name, next_seq, now, run_id)
+    rows = _message_rows(entries, ids, fresh, thread_id, zone_name, next_seq, now, run_id, names)
     for row in media_rows:
         row["created_by_run"] = run_id
     written = _store_files(folder, files) if folder is not None else []
@@ -160,18 +160,6 @@ def _count(values: pa.Array, value: str) -> int:
 
 
 # -- identities ---------------------------------------------------------------------------------
-def thread_slug(name: str) -> str:
-    """A thread id from a chat's name: lower case letters and digits of any script, words
-    joined by '-' ("Família Silva" -> "família-silva"); "chat" when none is left."""
-    slug = _SLUG.sub("-", name.lower()).strip("-")
-    return slug or "chat"
-
-
-def author_uuid(thread_id: str, name: str) -> str:
-    """The stable pseudonym of ``name`` in ``thread_id`` (UUID5): no document needs the name."""
-    return str(uuid.uuid5(AUTHORS, f"{SOURCE}\x1f{thread_id}\x1f{name}"))
-
-
 def event_ids(thread_id: str, entries: Entries) -> pa.Array:
     """Deterministic ids: the same entry of the same chat has the same id in any export.
 
@@ -265,11 +253,13 @@ def _message_rows(
     first_seq: int,
     now: datetime,
     run_id: str | None,
+    keyed: Pseudonyms,
 ) -> pa.Table:
     """The rows of the entries ``fresh`` marks, built column by column in Arrow."""
     authors = entries.authors
     names = pc.unique(authors.drop_null())
-    pseudonyms = pa.array([author_uuid(thread_id, n) for n in names.to_pylist()], pa.string())
+    made = [keyed.author(SOURCE, thread_id, n) for n in names.to_pylist()]
+    pseudonyms = pa.array(made, pa.string())
     every = pa.table(
         {
             "event_id": ids,
@@ -323,10 +313,12 @@ def _media(
     export: Export,
     entries: Entries,
     thread_id: str,
+    label: str,
     zone_name: str,
     now: datetime,
 ) -> tuple[list[dict[str, object]], list[_File]]:
-    """Document rows for media files not stored yet, and the files to keep."""
+    """Document rows for media files not stored yet, and the files to keep; a document names
+    its thread by ``label`` (the thread's id is the chat's name, often a person's)."""
     if not export.media:
         return [], []
     attached = pc.is_valid(entries.media_filenames)
@@ -366,7 +358,7 @@ def _media(
                 "source_checksum": digest,
                 "extensions": json.dumps(
                     {
-                        "thread_id": thread_id,
+                        "thread": label,
                         "size_bytes": len(content),
                         "path": f"{MEDIA_FOLDER}/{file.relative}",
                     },

@@ -51,6 +51,26 @@ class CreateCatalog(Operation):
 
 
 @dataclass(frozen=True)
+class CreateTable(Operation):
+    """Create a table the catalog declares, with its keys, checks and indexes."""
+
+    table: str
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        if self.table not in catalog.names:
+            raise ValueError(f"the catalog declares no table {self.table!r}")
+        if catalog.children(self.table):
+            raise ValueError(f"{self.table} is referenced; create those tables later")
+        return Catalog(tuple(t for t in catalog if t.name != self.table))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.create_tables((self.table,))
+
+    def describe(self) -> str:
+        return f"create table {self.table}"
+
+
+@dataclass(frozen=True)
 class AddRule(Operation):
     """Add a declared CHECK rule to an existing table; existing rows must already satisfy it."""
 

@@ -18,6 +18,7 @@ import PIL
 from PIL import Image, ImageDraw, ImageFont
 
 from egregora.assets import AssetCache, NewAsset, key_for
+from egregora.runner.markup import one_line
 
 KIND = "social_card"
 VERSION = f"1+pillow{PIL.__version__}"
@@ -32,6 +33,7 @@ MUTED = (0xC9, 0xC3, 0xB6)
 
 
 def card_key(title: str, date: str, site: str) -> str:
+    title, site = one_line(title), one_line(site)  # as the card draws them
     return key_for(KIND, VERSION, title=title, date=date, site=site, size=[WIDTH, HEIGHT])
 
 
@@ -92,7 +94,9 @@ def card(cache_: AssetCache, title: str, date: str, site: str) -> tuple[bytes, b
 
 
 def render_card(title: str, date: str, site: str) -> bytes:
-    """A PNG of ``title`` (wrapped, shrunk to fit), ``date`` and ``site`` on a plain ground."""
+    """A PNG of ``title`` (wrapped, shrunk to fit), ``date`` and ``site`` on a plain ground;
+    chat text is drawn as plain text, without control or direction-override characters."""
+    title, site = one_line(title), one_line(site)
     shade = PALETTE[hashlib.sha256(site.encode()).digest()[0] % len(PALETTE)]
     image = Image.new("RGB", (WIDTH, HEIGHT), shade)
     draw = ImageDraw.Draw(image)

@@ -1,6 +1,10 @@
 """The rows the runner writes to `documents`: a journal and a post per window, a profile per
 author. Every value comes from the messages (never the clock or the run), so the same
-messages give the same rows, whether a run went straight through or was resumed."""
+messages give the same rows, whether a run went straight through or was resumed.
+
+Ids and slugs carry the thread's keyed label (never its name, which is often a person's), and
+every piece of chat text enters Markdown through ``markup.chat_markdown``; the messages given
+here already name people by pseudonym only (see ``source.ThreadMessages``)."""
 
 from __future__ import annotations
 
@@ -11,22 +15,27 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from egregora.pseudonyms import member
+from egregora.runner.markup import chat_markdown, one_line, sanitize_markdown
 from egregora.runner.model import Message, Window, signature
-from egregora.runner.writer import PostDraft, Writer, links, member
+from egregora.runner.writer import PostDraft, Writer, links
 
 KINDS = ("text", "media", "system")
+# How documents are made. Documents of an older recipe are made again by the next run: the
+# first ones printed notices and names as written, and took the thread's name into ids.
+RECIPE = 2
 
 
-def journal_id(window: Window) -> str:
-    return f"journal-{window.thread_id}-{window.label}"
+def journal_id(label: str, window: Window) -> str:
+    return f"journal-{label}-{window.label}"
 
 
-def post_id(window: Window) -> str:
-    return f"post-{window.thread_id}-{window.label}"
+def post_id(label: str, window: Window) -> str:
+    return f"post-{label}-{window.label}"
 
 
-def profile_id(thread_id: str, author_uuid: str) -> str:
-    return f"profile-{thread_id}-{author_uuid}"
+def profile_id(label: str, author_uuid: str) -> str:
+    return f"profile-{label}-{author_uuid}"
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
@@ -43,6 +52,7 @@ def _local_date(moment: datetime, tz: tzinfo) -> Any:
 
 
 def journal_row(
+    label: str,
     window: Window,
     messages: Sequence[Message],
     media: Mapping[str, str],
@@ -50,7 +60,8 @@ def journal_row(
 ) -> dict[str, Any]:
     """The journal of ``window``: who spoke, how much, the links and media shared.
 
-    ``media`` maps a file name to the id of its media document (files in the export).
+    ``media`` maps a file name to the id of its media document (files in the export);
+    ``label`` is the thread's public label.
     """
     people = sorted({m.author_uuid for m in messages if m.author_uuid})
     per_author = Counter(m.author_uuid for m in messages if m.author_uuid)
@@ -69,14 +80,14 @@ def journal_row(
     lines += [f"- {member(p)}: {plural(per_author[p], 'message')}" for p in people]
     lines += [] if people else ["- nobody (system notices only)"]
     if shared:
-        lines += ["", "## Links", "", *[f"- <{link}>" for link in shared]]
+        lines += ["", "## Links", "", *[f"- {chat_markdown(link)}" for link in shared]]
     if files:
-        lines += ["", "## Media", "", *[f"- {name}" for name in files]]
+        lines += ["", "## Media", "", *[f"- {chat_markdown(one_line(name))}" for name in files]]
     notices = [m.text for m in messages if m.kind == "system" and m.text]
     if notices:
-        lines += ["", "## Notices", "", *[f"- {text}" for text in notices]]
+        lines += ["", "## Notices", "", *[f"- {chat_markdown(one_line(t))}" for t in notices]]
     return {
-        "id": journal_id(window),
+        "id": journal_id(label, window),
         "doc_type": "journal",
         "created_at": max(m.ts for m in messages),
         "title": title,
@@ -89,7 +100,7 @@ def journal_row(
         "window_signature": window.signature,
         "extensions": _json(
             {
-                "thread_id": window.thread_id,
+                "thread": label,
                 "window": str(window.spec),
                 "label": window.label,
                 "first_seq": window.first_seq,
@@ -101,13 +112,15 @@ def journal_row(
                 "media_files": files,
                 "media": linked,
                 "media_omitted": omitted,
-                "post_id": post_id(window),
+                "post_id": post_id(label, window),
+                "recipe": RECIPE,
             }
         ),
     }
 
 
 def post_row(
+    label: str,
     window: Window,
     messages: Sequence[Message],
     draft: PostDraft,
@@ -115,35 +128,39 @@ def post_row(
     media: Mapping[str, str],
     tz: tzinfo,
 ) -> dict[str, Any]:
-    """The post a writer drafted for ``window``, published on the window's local date."""
+    """The post a writer drafted for ``window``, published on the window's local date.
+
+    A writer may be a language model that quotes what it was given: its title, summary and
+    tags are kept as plain text, its Markdown is made safe (``sanitize_markdown``)."""
     people = sorted({m.author_uuid for m in messages if m.author_uuid})
     files = list(dict.fromkeys(m.media_filename for m in messages if m.media_filename))
     return {
-        "id": post_id(window),
+        "id": post_id(label, window),
         "doc_type": "post",
         "created_at": max(m.ts for m in messages),
-        "title": draft.title,
-        "slug": f"{window.thread_id}-{window.label}".lower(),
+        "title": one_line(draft.title) or f"Messages of {window.label}",
+        "slug": f"{label}-{window.label}".lower(),
         "status": "published",
-        "content": draft.content,
-        "summary": draft.summary,
+        "content": sanitize_markdown(draft.content),
+        "summary": one_line(draft.summary),
         "date": _local_date(window.start, tz),
         "authors": people,
-        "tags": list(draft.tags),
+        "tags": [tag for tag in (one_line(t) for t in draft.tags) if tag],
         "window_start": window.start,
         "window_end": window.end,
         "window_signature": window.signature,
         "source_checksum": signature([writer.name, writer.version, window.signature]),
         "extensions": _json(
             {
-                "thread_id": window.thread_id,
+                "thread": label,
                 "window": str(window.spec),
                 "label": window.label,
-                "journal_id": journal_id(window),
+                "journal_id": journal_id(label, window),
                 "writer": writer.name,
                 "writer_version": writer.version,
                 "media_files": files,
                 "media": [media[f] for f in files if f in media],
+                "recipe": RECIPE,
             }
         ),
     }
@@ -182,7 +199,9 @@ class AuthorInput:
         )
 
 
-def profile_row(author: AuthorInput, messages: Sequence[Message], tz: tzinfo) -> dict[str, Any]:
+def profile_row(
+    label: str, author: AuthorInput, messages: Sequence[Message], tz: tzinfo
+) -> dict[str, Any]:
     """The profile of one author: first and last seen, how much and when they write."""
     hours = [0] * 24
     kinds: Counter[str] = Counter()
@@ -218,7 +237,7 @@ def profile_row(author: AuthorInput, messages: Sequence[Message], tz: tzinfo) ->
         ]
     )
     return {
-        "id": profile_id(author.thread_id, author.author_uuid),
+        "id": profile_id(label, author.author_uuid),
         "doc_type": "profile",
         "created_at": first,
         "updated_at": last,
@@ -230,13 +249,14 @@ def profile_row(author: AuthorInput, messages: Sequence[Message], tz: tzinfo) ->
         "source_checksum": author.signature,
         "extensions": _json(
             {
-                "thread_id": author.thread_id,
+                "thread": label,
                 "first_seen": first.isoformat(),
                 "last_seen": last.isoformat(),
                 "messages": len(messages),
                 "kinds": {k: kinds[k] for k in KINDS},
                 "active_days": len(days),
                 "active_hours": hours,
+                "recipe": RECIPE,
             }
         ),
     }

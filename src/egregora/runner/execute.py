@@ -135,13 +135,14 @@ class Executor:
         if not messages:
             return []  # the messages are gone (another thread name?): nothing to write
         window = _as_read(planned, messages)
-        ids = {name: str(row["id"]) for name, row in self.media.items()}
+        label = self.source.label
+        ids = {self.source.shown(name): str(row["id"]) for name, row in self.media.items()}
         draft = self.writer.write(
             WindowInput(window=window, messages=messages, tz=self.tz, names=self.source.names)
         )
         rows = [
-            journal_row(window, messages, ids, self.tz),
-            post_row(window, messages, draft, self.writer, ids, self.tz),
+            journal_row(label, window, messages, ids, self.tz),
+            post_row(label, window, messages, draft, self.writer, ids, self.tz),
         ]
         return rows + self._linked_media(window, messages)
 
@@ -154,8 +155,11 @@ class Executor:
             if row is None or first_seq not in seqs:
                 continue
             extensions = json.loads(row["extensions"] or "{}")
+            label = self.source.label
             extensions.update(
-                journal_id=journal_id(window), post_id=post_id(window), window=window.label
+                journal_id=journal_id(label, window),
+                post_id=post_id(label, window),
+                window=window.label,
             )
             row["extensions"] = json.dumps(extensions, sort_keys=True, ensure_ascii=False)
             linked.append(dict(row))
@@ -173,7 +177,7 @@ class Executor:
             first_seen=messages[0].ts,
             last_seen=messages[-1].ts,
         )
-        return [profile_row(current, messages, self.tz)]
+        return [profile_row(self.source.label, current, messages, self.tz)]
 
     def _wait_for_retries(self) -> bool:
         """Sleep until the next failed attempt may run again; False when none is waiting."""

@@ -23,6 +23,7 @@ from egregora.etl.ingest import media_folder
 from egregora.etl.parse import DateOrder
 from egregora.runner.cards import card, ensure_cards
 from egregora.runner.execute import PROFILE, TASK_TYPES, WINDOW, Executor
+from egregora.runner.markup import one_line
 from egregora.runner.model import WindowSpec
 from egregora.runner.plan import Plan, make_plan
 from egregora.runner.progress import Reporter, Silent
@@ -44,7 +45,7 @@ class RunOptions:
     thread: str | None = None
     date_order: DateOrder | None = None
     site: Path | None = None
-    site_name: str | None = None  # default: the chat's name
+    site_name: str | None = None  # default: the group's name (see ThreadMessages.site_name)
     writer: Writer = field(default_factory=ExtractiveWriter)
     batch: int = 64  # tasks per write: a validated write costs about 0.4 s whatever its size
     lease: timedelta = timedelta(minutes=5)
@@ -117,11 +118,12 @@ def run_pipeline(
         )
         thread_id = ingested.thread_id
         tz = zone(ingested.timezone)
-        site_name = options.site_name or ingested.chat_name
 
         say.stage("plan")
+        source = ThreadMessages.read(store, thread_id)
+        site_name = one_line(options.site_name or "") or source.site_name(ingested.chat_name)
         with runs.track("plan", {"window": str(options.window)}, parent=run_id) as counts:
-            plan = make_plan(store, thread_id, options.window, ingested.timezone)
+            plan = make_plan(store, thread_id, source.label, options.window, ingested.timezone)
             queued = _enqueue(runs, queue, plan, run_id)
             counts.rows_in, counts.rows_out = plan.messages, queued
 
@@ -130,10 +132,10 @@ def run_pipeline(
             executor = Executor(
                 store=store,
                 queue=queue,
-                source=ThreadMessages.read(store, thread_id),
+                source=source,
                 writer=options.writer,
                 tz=tz,
-                media=_media(store, thread_id),
+                media=_media(store, source.label),
                 worker=f"{socket.gethostname()}:{os.getpid()}:{run_id[:8]}",
                 batch=options.batch,
                 lease=options.lease,
@@ -142,7 +144,7 @@ def run_pipeline(
             done = executor.run()
             counts.rows_in, counts.rows_out = done.tasks, done.documents
 
-        pages = _pages(store, thread_id)
+        pages = _pages(store, source.label)
         say.stage("cards", len(pages))
         rendered = 0
         written_files = 0
@@ -164,11 +166,12 @@ def run_pipeline(
                 with runs.track("site", {"site": str(options.site)}, parent=run_id) as counts:
                     result = write_site(
                         store,
-                        thread_id,
+                        source.label,
                         options.site,
                         site_name,
                         card_of,
                         media_folder(store, None).parent,
+                        source.shown,
                     )
                     counts.rows_in, counts.rows_out = result.files, result.written
                     written_files = result.written
@@ -178,7 +181,7 @@ def run_pipeline(
             thread_id=thread_id,
             messages=ingested.messages,
             new_messages=ingested.new,
-            documents=_document_counts(store, thread_id),
+            documents=_document_counts(store, source.label),
             new_documents=ingested.media_files_new + done.documents,
             cards_rendered=rendered,
             site=str(options.site) if options.site is not None else None,
@@ -240,23 +243,23 @@ def _claimable(queue: TaskStore) -> int:
     return sum(1 for t in queue.list(status="pending", limit=None) if t.task_type in TASK_TYPES)
 
 
-def _media(store: Storage, thread_id: str) -> dict[str, dict[str, Any]]:
+def _media(store: Storage, label: str) -> dict[str, dict[str, Any]]:
     """The thread's media documents by file name, whole rows (to link them to windows)."""
-    rows = store.to_pyarrow(store.documents.of_thread(thread_id, "media")).to_pylist()
+    rows = store.to_pyarrow(store.documents.of_thread(label, "media")).to_pylist()
     return {row["filename"]: row for row in rows}
 
 
-def _pages(store: Storage, thread_id: str) -> list[dict[str, Any]]:
+def _pages(store: Storage, label: str) -> list[dict[str, Any]]:
     """The posts and journals that get a card: their id, title and date."""
     found: list[dict[str, Any]] = []
     for doc_type in ("journal", "post"):
-        query = store.documents.of_thread(thread_id, doc_type).select("id", "title", "date")
+        query = store.documents.of_thread(label, doc_type).select("id", "title", "date")
         found += store.to_pyarrow(query.order_by("id")).to_pylist()
     return found
 
 
-def _document_counts(store: Storage, thread_id: str) -> dict[str, int]:
-    docs = store.documents.of_thread(thread_id)
+def _document_counts(store: Storage, label: str) -> dict[str, int]:
+    docs = store.documents.of_thread(label)
     rows = store.to_pyarrow(docs.group_by("doc_type").agg(n=docs.count())).to_pylist()
     found = {r["doc_type"]: int(r["n"]) for r in rows}
     return {t: found.get(t, 0) for t in DOC_TYPES}

@@ -1,17 +1,19 @@
 """Plan a run: the thread's windows and authors, and which of them need new documents.
 
 A window is done when its journal and its post hold its current signature; an author is done
-when their profile was made from exactly their current messages. Only what is not done
-becomes a task, so a second run over the same messages plans nothing.
+when their profile was made from exactly their current messages. A document made by an older
+recipe (see ``documents.RECIPE``) is not done. Only what is not done becomes a task, so a
+second run over the same messages plans nothing.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from egregora.runner.documents import AuthorInput, journal_id, post_id, profile_id
+from egregora.runner.documents import RECIPE, AuthorInput, journal_id, post_id, profile_id
 from egregora.runner.model import Window, WindowSpec, signature
 from egregora.runner.windows import plan_windows
 from egregora.storage.store import Storage
@@ -27,8 +29,9 @@ class Plan:
     authors_todo: tuple[AuthorInput, ...]
 
 
-def make_plan(store: Storage, thread_id: str, spec: WindowSpec, zone_name: str) -> Plan:
-    """Read the thread's messages and stored documents (two queries each way), and plan."""
+def make_plan(store: Storage, thread_id: str, label: str, spec: WindowSpec, zone_name: str) -> Plan:
+    """Read the thread's messages and stored documents (two queries each way), and plan;
+    ``label`` is the thread's public label, which document ids carry."""
     messages = store.table("messages")
     table = store.to_pyarrow(
         messages.filter(messages.thread_id == thread_id).select(
@@ -37,16 +40,17 @@ def make_plan(store: Storage, thread_id: str, spec: WindowSpec, zone_name: str) 
     )
     windows = plan_windows(thread_id, table, spec, zone_name)
     authors = _authors(thread_id, table)
-    journals = _stored(store, thread_id, "journal", "window_signature")
-    posts = _stored(store, thread_id, "post", "window_signature")
-    profiles = _stored(store, thread_id, "profile", "source_checksum")
+    journals = _stored(store, label, "journal", "window_signature")
+    posts = _stored(store, label, "post", "window_signature")
+    profiles = _stored(store, label, "profile", "source_checksum")
     windows_todo = tuple(
         w
         for w in windows
-        if journals.get(journal_id(w)) != w.signature or posts.get(post_id(w)) != w.signature
+        if journals.get(journal_id(label, w)) != w.signature
+        or posts.get(post_id(label, w)) != w.signature
     )
     authors_todo = tuple(
-        a for a in authors if profiles.get(profile_id(thread_id, a.author_uuid)) != a.signature
+        a for a in authors if profiles.get(profile_id(label, a.author_uuid)) != a.signature
     )
     return Plan(
         thread_id=thread_id,
@@ -58,10 +62,16 @@ def make_plan(store: Storage, thread_id: str, spec: WindowSpec, zone_name: str) 
     )
 
 
-def _stored(store: Storage, thread_id: str, doc_type: str, column: str) -> dict[str, str | None]:
-    """id -> ``column`` of the thread's stored documents of ``doc_type``."""
-    found = store.to_pyarrow(store.documents.of_thread(thread_id, doc_type).select("id", column))
-    return dict(zip(found["id"].to_pylist(), found[column].to_pylist(), strict=True))
+def _stored(store: Storage, label: str, doc_type: str, column: str) -> dict[str, str | None]:
+    """id -> ``column`` of the thread's stored documents of ``doc_type`` made by the current
+    recipe (an older one is as good as missing)."""
+    query = store.documents.of_thread(label, doc_type).select("id", column, "extensions")
+    found = store.to_pyarrow(query).to_pylist()
+    return {
+        row["id"]: row[column]
+        for row in found
+        if json.loads(row["extensions"] or "{}").get("recipe") == RECIPE
+    }
 
 
 def _authors(thread_id: str, table: pa.Table) -> list[AuthorInput]:

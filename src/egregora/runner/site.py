@@ -7,7 +7,14 @@ be written again at any time; a file whose bytes would not change is not touched
 
 The site folder is the user's too. A manifest (``.egregora-site.json``) records the hash of each
 file written; a file that is there but was not written by egregora, or was edited since, is
-never replaced: the write is refused before anything changes, naming the file and the fix.
+never replaced: the write is refused before anything changes, naming the file and the fix. A
+page egregora wrote that is no longer made (its document was renamed by a rekey, say) is
+removed, unless it was edited since: then it is left to the user.
+
+Everything from the chat is text: titles, summaries, tags and names go through
+``markup.chat_markdown`` in pages and ``markup.html_text`` in front matter and ``mkdocs.yml``
+(MkDocs puts those values into HTML as they are). Media files are published under their
+document's id, never under the name the export gave them.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,13 +31,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from egregora.errors import EgregoraError
-from egregora.runner.writer import member
+from egregora.pseudonyms import member
+from egregora.runner.markup import chat_markdown, html_text
 from egregora.storage.store import Storage
 
 MANIFEST = ".egregora-site.json"
 SECTIONS = {"post": "posts", "journal": "journal", "profile": "profiles", "media": "media"}
 IMAGES = {"image"}
 Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
+Shown = Callable[[str], str]  # a file's name as the export gave it -> as pages may show it
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
 
 class SiteError(EgregoraError):
@@ -51,15 +62,21 @@ def card_date(value: date | None) -> str:
 
 def write_site(
     store: Storage,
-    thread_id: str,
+    label: str,
     folder: Path,
     site_name: str,
     card: Card,
     media_root: Path,
+    shown: Shown,
 ) -> SiteResult:
-    """Write the site of ``thread_id`` into ``folder``; ``card`` gives a document's card and
-    ``media_root`` is the folder media documents' paths are relative to."""
-    docs = {kind: _read(store, thread_id, kind) for kind in ("post", "journal", "profile", "media")}
+    """Write the site of the thread labelled ``label`` into ``folder``; ``card`` gives a
+    document's card,
+    ``media_root`` is the folder media documents' paths are relative to, and ``shown`` gives
+    a media file's name as pages show it (without any member's name or number)."""
+    docs = {kind: _read(store, label, kind) for kind in ("post", "journal", "profile", "media")}
+    for row in docs["media"]:
+        row["shown"] = shown(row["filename"] or "")
+        row["published"] = media_file(row)
     files: dict[str, bytes] = {"mkdocs.yml": _mkdocs(site_name)}
     for row in docs["post"]:
         files[f"docs/posts/{row['slug']}.md"] = _post_page(row, docs["media"])
@@ -71,9 +88,16 @@ def write_site(
     for row in docs["profile"]:
         files[f"docs/profiles/{row['subject_uuid']}.md"] = _profile_page(row)
     for row in docs["media"]:
-        files[f"docs/media/{row['filename']}"] = _media_bytes(row, media_root)
+        files[f"docs/media/{row['published']}"] = _media_bytes(row, media_root)
     files.update(_indexes(site_name, docs))
     return _commit(folder, files)
+
+
+def media_file(row: Mapping[str, Any]) -> str:
+    """The name a media file is published under: its document's id and a plain extension
+    (the export's own name may hold anything, a person's name or markup)."""
+    suffix = PurePosixPath(str(row["filename"] or "")).suffix.lower()
+    return str(row["id"]) + (suffix if _SUFFIX.fullmatch(suffix) else "")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -99,8 +123,8 @@ COLUMNS = (
 )
 
 
-def _read(store: Storage, thread_id: str, doc_type: str) -> list[dict[str, Any]]:
-    query = store.documents.of_thread(thread_id, doc_type).select(*COLUMNS)
+def _read(store: Storage, label: str, doc_type: str) -> list[dict[str, Any]]:
+    query = store.documents.of_thread(label, doc_type).select(*COLUMNS)
     rows: list[dict[str, Any]] = store.to_pyarrow(query.order_by("id")).to_pylist()
     for row in rows:
         row["extensions"] = json.loads(row["extensions"] or "{}")
@@ -111,7 +135,9 @@ def _read(store: Storage, thread_id: str, doc_type: str) -> list[dict[str, Any]]
 
 # -- pages ----------------------------------------------------------------------------------
 def _front_matter(fields: Mapping[str, Any]) -> str:
-    """YAML front matter; every value is written as JSON, which YAML reads as it is."""
+    """YAML front matter; every value is written as JSON, which YAML reads as it is, and every
+    text in it is HTML-escaped: MkDocs themes put page titles and descriptions into HTML as
+    they are."""
     lines = ["---"]
     for key, value in fields.items():
         if value is None:
@@ -126,7 +152,17 @@ def _yaml(value: Any) -> str:
         return json.dumps(value.isoformat())
     if isinstance(value, date):
         return value.isoformat()  # a YAML date, as MkDocs blog plugins expect
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(_escaped(value), ensure_ascii=False)
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return html_text(value)
+    if isinstance(value, Mapping):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def _journal_name(row: Mapping[str, Any]) -> str:
@@ -142,11 +178,11 @@ def _media_section(
         row = by_id.get(media_id)
         if row is None:
             continue
-        name = row["filename"]
+        name, target = chat_markdown(row["shown"]), f"../media/{row['published']}"
         if row["media_type"] in IMAGES:
-            lines.append(f"![{name}](../media/{name})")
+            lines.append(f"![{name}]({target})")
         else:
-            lines.append(f"- [{name}](../media/{name}) ({row['media_type']})")
+            lines.append(f"- [{name}]({target}) ({row['media_type']})")
     return ["", f"## {heading}", "", *lines] if lines else []
 
 
@@ -167,7 +203,8 @@ def _post_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
         }
     )
     journal = ext.get("journal_id", "").removeprefix("journal-")
-    body = [f"# {row['title']}", "", f"![]({row['slug']}.png)", "", row["content"].rstrip()]
+    title = chat_markdown(row["title"])
+    body = [f"# {title}", "", f"![]({row['slug']}.png)", "", row["content"].rstrip()]
     body += _media_section(ext.get("media", []), media)
     if journal:
         body += ["", f"[The journal of these messages](../journal/{journal}.md)"]
@@ -191,7 +228,8 @@ def _journal_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
             "egregora": {"id": row["id"], "window_signature": row["window_signature"]},
         }
     )
-    body = [f"# {row['title']}", "", f"![]({name}.png)", "", row["content"].rstrip()]
+    title = chat_markdown(row["title"])
+    body = [f"# {title}", "", f"![]({name}.png)", "", row["content"].rstrip()]
     body += _media_section(ext.get("media", []), media, "Gallery")
     post = ext.get("post_id", "").removeprefix("post-")
     if post:
@@ -212,7 +250,7 @@ def _profile_page(row: Mapping[str, Any]) -> bytes:
             "egregora": {"id": row["id"], "subject_uuid": row["subject_uuid"]},
         }
     )
-    page = f"{head}# {row['title']}\n\n{row['content'].rstrip()}\n"
+    page = f"{head}# {chat_markdown(row['title'])}\n\n{row['content'].rstrip()}\n"
     return page.encode()
 
 
@@ -231,12 +269,18 @@ def _indexes(site_name: str, docs: Mapping[str, list[dict[str, Any]]]) -> dict[s
     posts = sorted(docs["post"], key=lambda r: (r["date"], r["id"]), reverse=True)
     journals = sorted(docs["journal"], key=lambda r: (r["date"], r["id"]), reverse=True)
     profiles = sorted(docs["profile"], key=lambda r: r["title"])
-    post_lines = [f"- {r['date']}: [{r['title']}]({r['slug']}.md) — {r['summary']}" for r in posts]
-    journal_lines = [f"- [{r['title']}]({_journal_name(r)}.md)" for r in journals]
-    profile_lines = [f"- [{r['title']}]({r['subject_uuid']}.md): {r['summary']}" for r in profiles]
-    media_lines = [f"- [{r['filename']}]({r['filename']})" for r in docs["media"]]
+    md = chat_markdown
+    post_lines = [
+        f"- {r['date']}: [{md(r['title'])}]({r['slug']}.md) — {md(r['summary'] or '')}"
+        for r in posts
+    ]
+    journal_lines = [f"- [{md(r['title'])}]({_journal_name(r)}.md)" for r in journals]
+    profile_lines = [
+        f"- [{md(r['title'])}]({r['subject_uuid']}.md): {md(r['summary'] or '')}" for r in profiles
+    ]
+    media_lines = [f"- [{md(r['shown'])}]({r['published']})" for r in docs["media"]]
     home = [
-        f"# {site_name}",
+        f"# {md(site_name)}",
         "",
         f"{len(posts)} posts, {len(journals)} journal pages, {len(profiles)} members, "
         f"{len(docs['media'])} media files.",
@@ -267,7 +311,7 @@ def _mkdocs(site_name: str) -> bytes:
         ("Media", "media/index.md"),
     ]
     lines = [
-        f"site_name: {json.dumps(site_name, ensure_ascii=False)}",
+        f"site_name: {json.dumps(html_text(site_name), ensure_ascii=False)}",
         "docs_dir: docs",
         "nav:",
         *[f"  - {title}: {target}" for title, target in nav],
@@ -317,10 +361,11 @@ def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
         _save_manifest(manifest_path, during)
         for relative, content in changes.items():
             _replace_file(folder / PurePosixPath(relative), content)
+    for relative, kept in known.items():
+        target = folder / PurePosixPath(relative)
+        if relative not in digests and target.is_file() and _digest(target.read_bytes()) in kept:
+            target.unlink()  # egregora's own file, no longer made; an edited one is the user's
     final = {r: [d] for r, d in digests.items()}
-    for relative, kept in known.items():  # pages no longer made stay egregora's own
-        if relative not in final and (folder / PurePosixPath(relative)).exists():
-            final[relative] = kept
     if final != known:
         _save_manifest(manifest_path, final)
     return SiteResult(folder=folder, files=len(files), written=len(changes))

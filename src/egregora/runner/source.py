@@ -1,10 +1,14 @@
 """A thread's messages, read once through the typed `messages` table and sliced in memory.
 
 Every window and author task of a run reads from this one copy instead of querying per task.
+It is also where people's names leave: messages come out with every name, mention and phone
+number in their text, notices and file names replaced by pseudonyms (``people.People``), so
+journals, profiles and writers never see what the export called anyone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -12,10 +16,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egregora.etl.ingest import SOURCE
+from egregora.pseudonyms import Pseudonyms
+from egregora.runner.markup import one_line
 from egregora.runner.model import Message, Window
-from egregora.runner.writer import name_words
+from egregora.runner.people import People
+from egregora.storage.keys import pseudonyms
 from egregora.storage.store import Storage
 
+DEFAULT_SITE_NAME = "Chat journal"
+GROUP = 3  # people who speak in a chat that is surely a group
 COLUMNS = (
     "event_id",
     "seq",
@@ -40,10 +50,17 @@ def read_thread(store: Storage, thread_id: str, columns: Sequence[str] = COLUMNS
 class ThreadMessages:
     """One thread's messages, served by window (time or position) and by author."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(
+        self, table: pa.Table, keyed: Pseudonyms, thread_id: str, source: str = SOURCE
+    ) -> None:
         table = table.combine_chunks()
-        self._raw = table["author_raw"]  # for ``names`` only: documents never hold it
-        self.table = table.drop_columns(["author_raw"])
+        self.thread_id = thread_id
+        self.label = keyed.thread(source, thread_id)  # the thread's name in ids and pages
+        authors = [n for n in pc.unique(table["author_raw"]).to_pylist() if n is not None]
+        system = pc.equal(table["kind"], "system")
+        notices = [t for t in table["text"].filter(system).to_pylist() if t]
+        self.people = People(lambda name: keyed.author(source, thread_id, name), authors, notices)
+        self.table = table.drop_columns(["author_raw"])  # documents never hold it
         times = self.table["ts"].cast(pa.int64()).to_numpy()
         self._by_time = np.argsort(times, kind="stable")
         self._times = times[self._by_time]
@@ -51,12 +68,25 @@ class ThreadMessages:
 
     @classmethod
     def read(cls, store: Storage, thread_id: str) -> ThreadMessages:
-        return cls(read_thread(store, thread_id))
+        return cls(read_thread(store, thread_id), pseudonyms(store), thread_id)
 
-    @cached_property
+    @property
     def names(self) -> frozenset[str]:
-        """The words of the thread's member names (see ``writer.name_words``)."""
-        return name_words(pc.unique(self._raw).to_pylist())
+        """The words of the thread's member names, which titles and tags leave out."""
+        return self.people.words
+
+    def site_name(self, chat_name: str) -> str:
+        """The site's default name: the group's name, unless the chat may be named after a
+        person (one or two people speak, as in a one-to-one chat, whose export takes the
+        contact's name) or the name holds a member's name or number."""
+        name = one_line(chat_name)
+        if len(self._authors) >= GROUP and name and self.people.name(name) == name:
+            return name
+        return DEFAULT_SITE_NAME
+
+    def shown(self, filename: str) -> str:
+        """A file's name as documents show it: any member's name or number in it replaced."""
+        return self.people.name(filename)
 
     def window(self, window: Window) -> list[Message]:
         """The window's messages in thread order."""
@@ -95,7 +125,16 @@ class ThreadMessages:
         if len(rows) == 0:
             return []
         picked = self.table.take(pa.array(rows, pa.int64()))
-        return [Message(**row) for row in picked.to_pylist()]
+        return [self._pseudonymous(Message(**row)) for row in picked.to_pylist()]
+
+    def _pseudonymous(self, message: Message) -> Message:
+        text = message.text
+        if text is not None:
+            text = self.people.notice(text) if message.kind == "system" else self.people.text(text)
+        name = message.media_filename
+        return dataclasses.replace(
+            message, text=text, media_filename=self.shown(name) if name is not None else None
+        )
 
 
 def _micros(moment: object) -> int:

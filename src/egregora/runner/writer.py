@@ -18,10 +18,14 @@ from datetime import tzinfo
 from typing import Protocol, runtime_checkable
 
 from egregora.errors import ConfigurationError
+from egregora.pseudonyms import member as member  # how writers name an author
+from egregora.runner.markup import chat_markdown
 from egregora.runner.model import Message, Window
 
 _WORD = re.compile(r"[^\W\d_]{3,}")  # letters of any script, three or more
 _LINK = re.compile(r"https?://[^\s<>\"']+")
+# What stands for a person in pseudonymous text: not a word the text is about.
+_STAND_INS = re.compile(r"\bmember-[0-9a-f]{8}\b|\(phone number\)|\ba member\b")
 HIGHLIGHTS = 3
 KEYWORDS = 3
 # Words that say little about what a chat was about (English and Portuguese).
@@ -71,11 +75,6 @@ class Writer(Protocol):
     def write(self, window: WindowInput) -> PostDraft: ...
 
 
-def member(author_uuid: str | None) -> str:
-    """How documents name an author: a short form of the pseudonym, never the raw name."""
-    return f"member-{author_uuid[:8]}" if author_uuid else "system"
-
-
 def links(text: str | None) -> list[str]:
     """The http(s) links in ``text``, in order, without trailing punctuation."""
     if not text:
@@ -92,7 +91,7 @@ def words(text: str | None) -> list[str]:
     """The words of ``text`` that can say what it is about (lower case, no stopwords)."""
     if not text:
         return []
-    without_links = _LINK.sub(" ", text.lower())
+    without_links = _STAND_INS.sub(" ", _LINK.sub(" ", text.lower()))
     return [w for w in _WORD.findall(without_links) if w not in STOPWORDS]
 
 
@@ -125,11 +124,11 @@ class ExtractiveWriter:
             content += ["## Highlights", ""]
             for message in highlights:
                 when = message.ts.astimezone(window.tz).strftime("%H:%M")
-                text = message.text or ""
+                text = chat_markdown(message.text or "")
                 quoted = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
                 content += [quoted, ">", f"> — {member(message.author_uuid)}, {when}", ""]
         if shared:
-            content += ["## Links", "", *[f"- <{link}>" for link in shared], ""]
+            content += ["## Links", "", *[f"- {chat_markdown(link)}" for link in shared], ""]
         return PostDraft(
             title=title,
             summary=summary,

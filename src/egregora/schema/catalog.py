@@ -4,6 +4,7 @@ from egregora.schema.model import Catalog
 from egregora.schema.tables.assets import ASSET_CACHE
 from egregora.schema.tables.content import ANNOTATIONS, DOCUMENTS, MESSAGES
 from egregora.schema.tables.git import GIT_COMMITS, GIT_LOOKUP_CACHE, GIT_REFS, GIT_REPOS
+from egregora.schema.tables.keys import PSEUDONYM_KEYS
 from egregora.schema.tables.ledger import SCHEMA_MIGRATIONS
 from egregora.schema.tables.runs import RUNS, TASKS
 
@@ -20,5 +21,6 @@ CATALOG = Catalog(
         GIT_REFS,
         GIT_LOOKUP_CACHE,
         ASSET_CACHE,
+        PSEUDONYM_KEYS,
     )
 )

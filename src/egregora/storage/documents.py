@@ -51,10 +51,12 @@ class Documents:
         t = self.of_type("media")
         return t.filter(t.filename == filename)
 
-    def of_thread(self, thread_id: str, doc_type: str | None = None) -> ir.Table:
-        """Documents made from one chat thread (``extensions.thread_id``), of one type if given."""
+    def of_thread(self, label: str, doc_type: str | None = None) -> ir.Table:
+        """Documents made from one chat thread, of one type if given. Documents name their
+        thread by its public label (``extensions.thread``: ``chat-`` and a keyed hash), never
+        by its id, which is the chat's name and often a person's."""
         t = self.table if doc_type is None else self.of_type(doc_type)
-        return t.filter(t.extensions["thread_id"].str == thread_id)
+        return t.filter(t.extensions["thread"].str == label)
 
     def created_by_run(self, run_id: str) -> ir.Table:
         t = self.table
