@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -78,3 +80,15 @@ class FakeClock:
 
 # A pseudonym key for tests that compare databases: given to both, their pseudonyms agree.
 SHARED_KEY = "5eed" * 16
+
+
+def mkdocs_build(site: Path, out: Path) -> list[Path]:
+    """``mkdocs build --strict`` of a written site (a broken link fails it); its HTML pages."""
+    config = str(site / "mkdocs.yml")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", config, "-d", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return sorted(out.rglob("*.html"))

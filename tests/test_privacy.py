@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -22,7 +20,7 @@ from typer.testing import CliRunner
 from egregora.cli.app import app
 from egregora.pseudonyms import thread_slug
 from egregora.storage import Storage
-from tests.support import copy_database
+from tests.support import copy_database, mkdocs_build
 
 runner = CliRunner()
 MARK = "PWNED"  # in every attack, so what reaches the HTML can be told from the theme's own
@@ -50,18 +48,6 @@ def run_site(db: Path, export: Path, site: Path, *args: str) -> None:
     command = ["run", str(export), "--tz", "UTC", "--site", str(site), "--db", str(db), *args]
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
-
-
-def build(site: Path, out: Path) -> list[Path]:
-    """``mkdocs build --strict`` (broken links fail it); the HTML pages it made."""
-    config = str(site / "mkdocs.yml")
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", config, "-d", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return sorted(out.rglob("*.html"))
 
 
 def generated(site: Path) -> Iterator[tuple[Path, str]]:
@@ -180,7 +166,7 @@ def test_a_hostile_chat_builds_a_site_without_live_markup(tmp_path: Path, empty_
     config = yaml.safe_load((site / "mkdocs.yml").read_text(encoding="utf-8"))
     assert MARK in config["site_name"] and "<" not in config["site_name"]
     assert not re.search(r"[\x00-\x1f\u202e]", config["site_name"])
-    pages = build(site, tmp_path / "built")
+    pages = mkdocs_build(site, tmp_path / "built")
     assert len(pages) > len(ATTACKS)
     texts = [check_page(page) for page in pages]
     shown = "\n".join(texts)
@@ -246,7 +232,7 @@ def check_no_names(db: Path, site: Path, out: Path, names: set[str], phones: set
     assert len(files) > 10
     for path, text in files:
         assert not leaks(text, names, phones), (path, leaks(text, names, phones))
-    for page in build(site, out):
+    for page in mkdocs_build(site, out):
         text = page.read_text(encoding="utf-8")
         assert not leaks(text, names, phones), (page, leaks(text, names, phones))
 

@@ -58,6 +58,16 @@ class Renamer:
         value = _UUID.sub(lambda m: self.uuids.get(m.group(), m.group()), value)
         return _MEMBER.sub(lambda m: "member-" + self.short.get(m.group(1), m.group(1)), value)
 
+    def value(self, value: Any) -> Any:
+        """A JSON value with every string in it (keys too) renamed by ``text``."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value
+
     def labelled(self, value: str | None, prefix: str, rename: ThreadRename) -> str | None:
         """An id or slug that starts with ``prefix`` and the old label, moved to the new one."""
         if value is None:
@@ -92,7 +102,9 @@ class Renamer:
         for link, prefix in (("journal_id", "journal-"), ("post_id", "post-")):
             if isinstance(extensions.get(link), str):
                 extensions[link] = self.labelled(extensions[link], prefix, rename)
-        text = self.text(json.dumps(extensions, sort_keys=True, ensure_ascii=False))
+        # Renamed inside, then written as the runner writes it (keys sorted): a renamed key
+        # moves to its new place, as if the document had been made under the new key.
+        text = json.dumps(self.value(extensions), sort_keys=True, ensure_ascii=False)
         new["extensions"] = text
         same = all(new[k] == row[k] for k in new if k != "extensions")
         if same and json.loads(text or "{}") == json.loads(row["extensions"] or "{}"):

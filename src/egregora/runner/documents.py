@@ -63,7 +63,7 @@ def journal_row(
     ``media`` maps a file name to the id of its media document (files in the export);
     ``label`` is the thread's public label.
     """
-    people = sorted({m.author_uuid for m in messages if m.author_uuid})
+    people = _in_order_of_appearance(messages)
     per_author = Counter(m.author_uuid for m in messages if m.author_uuid)
     kinds = Counter(m.kind for m in messages)
     shared = list(dict.fromkeys(link for m in messages for link in links(m.text)))
@@ -132,7 +132,7 @@ def post_row(
 
     A writer may be a language model that quotes what it was given: its title, summary and
     tags are kept as plain text, its Markdown is made safe (``sanitize_markdown``)."""
-    people = sorted({m.author_uuid for m in messages if m.author_uuid})
+    people = _in_order_of_appearance(messages)
     files = list(dict.fromkeys(m.media_filename for m in messages if m.media_filename))
     return {
         "id": post_id(label, window),
@@ -260,6 +260,12 @@ def profile_row(
             }
         ),
     }
+
+
+def _in_order_of_appearance(messages: Sequence[Message]) -> list[str]:
+    """The window's authors, the first to write first: an order that owes nothing to the
+    pseudonyms' values, so rewriting them under a new key keeps every document as made."""
+    return list(dict.fromkeys(m.author_uuid for m in messages if m.author_uuid))
 
 
 def _window_title(window: Window, tz: tzinfo) -> str:
