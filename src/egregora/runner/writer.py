@@ -124,8 +124,9 @@ class ExtractiveWriter:
             content += ["## Highlights", ""]
             for message in highlights:
                 when = message.ts.astimezone(window.tz).strftime("%H:%M")
-                text = chat_markdown(message.text or "")
-                quoted = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+                # Each line of the message stays a line: a Markdown hard break between them.
+                lines = chat_markdown(message.text or "").split("\n")
+                quoted = "  \n".join(f"> {line}" for line in lines)
                 content += [quoted, ">", f"> — {member(message.author_uuid)}, {when}", ""]
         if shared:
             content += ["## Links", "", *[f"- {chat_markdown(link)}" for link in shared], ""]
