@@ -137,6 +137,8 @@ _MAY_DELETE = {
     ("etl/ingest.py", "_store_files"),  # a media file's draft, and what a failed call made
     ("etl/ingest.py", "_undo_created_files"),  # media files of an ingest whose rows failed
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
+    # a page egregora wrote and nobody edited (its manifest and its bytes say), no longer made
+    ("runner/site.py", "_remove_no_longer_made"),
 }
 
 

@@ -133,6 +133,9 @@ def test_a_rekeyed_database_keeps_its_documents_and_pages_consistent(
     db = rekeyed / "egregora.duckdb"
     old = documents(db)
     old_members = {a for d in old for a in d["authors"] or []}
+    # A page the user edited is theirs: a rekey renames its page, but leaves the edited one.
+    edited = next((rekeyed / "site" / "docs" / "profiles").glob("*-*.md"))
+    edited.write_text("my notes\n", encoding="utf-8")
     monkeypatch.setenv(ENV, SHARED_KEY)
     result = runner.invoke(app, ["db", "rekey", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output
@@ -146,6 +149,8 @@ def test_a_rekeyed_database_keeps_its_documents_and_pages_consistent(
     fresh = tmp_path / "fresh"
     run_demo(fresh)
     assert documents(db) == documents(fresh / "egregora.duckdb")
+    assert edited.read_text(encoding="utf-8") == "my notes\n"
+    edited.unlink()
     assert site_files(rekeyed / "site") == site_files(fresh / "site")
     # No old pseudonym is left anywhere, and the pages' links all lead somewhere.
     text = "\n".join(c.decode("utf-8", "replace") for c in site_files(rekeyed / "site").values())

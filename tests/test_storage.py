@@ -191,12 +191,15 @@ def test_messages_with_json_and_nulls_land_from_each_input_kind(store: Storage, 
 
 
 def test_every_sample_table_round_trips(store: Storage) -> None:
+    # A migrated database holds its own pseudonym key already: that row is not a sample's.
+    (own,) = read_rows(store, "pseudonym_keys")
     for name, rows in valid_rows().items():
         if name != "schema_migrations":
             assert store.write(name, rows) == len(rows), name
     for name, rows in valid_rows().items():
         if name != "schema_migrations":
-            assert_same_rows(name, read_rows(store, name), rows, name)
+            read = [r for r in read_rows(store, name) if r != own]
+            assert_same_rows(name, read, rows, name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -361,14 +361,23 @@ def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
         _save_manifest(manifest_path, during)
         for relative, content in changes.items():
             _replace_file(folder / PurePosixPath(relative), content)
-    for relative, kept in known.items():
-        target = folder / PurePosixPath(relative)
-        if relative not in digests and target.is_file() and _digest(target.read_bytes()) in kept:
-            target.unlink()  # egregora's own file, no longer made; an edited one is the user's
+    _remove_no_longer_made(folder, known, digests)
     final = {r: [d] for r, d in digests.items()}
     if final != known:
         _save_manifest(manifest_path, final)
     return SiteResult(folder=folder, files=len(files), written=len(changes))
+
+
+def _remove_no_longer_made(
+    folder: Path, known: Mapping[str, list[str]], made: Mapping[str, str]
+) -> None:
+    """Remove the files egregora wrote (the manifest says so, and their bytes are still the
+    ones it wrote) that are no longer made: a page renamed by a rekey must not stay behind
+    under its old pseudonyms. An edited one is the user's now, and is left where it is."""
+    for relative, written in known.items():
+        target = folder / PurePosixPath(relative)
+        if relative not in made and target.is_file() and _digest(target.read_bytes()) in written:
+            target.unlink()
 
 
 def _manifest(path: Path, folder: Path) -> dict[str, list[str]]:
