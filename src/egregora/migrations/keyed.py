@@ -162,17 +162,8 @@ def rekey(
             authors = {r[3] for r in rows if r[3] is not None}
             found = set(names(old.pseudonyms, source, thread_id, rows)) | authors
             people = [(n, old.pseudonyms.author(source, thread_id, n)) for n in sorted(found)]
-            rename = thread_rename(new, source, thread_id, "", people)
-            renames.append(
-                ThreadRename(
-                    source,
-                    thread_id,
-                    old.pseudonyms.thread(source, thread_id),
-                    rename.new_label,
-                    {n: p for n, p in rename.authors.items() if n in authors},
-                    rename.uuids,
-                )
-            )
+            label = old.pseudonyms.thread(source, thread_id)
+            renames.append(thread_rename(new, source, thread_id, label, people))
         rewrite_pseudonyms(executor, CATALOG, renames, label="rekey")
     stored = store_key(executor, key, origin, now)
     return RekeyResult(
