@@ -1,9 +1,13 @@
 """What a WhatsApp export line looks like: headers, system notices, attachments (EN and PT).
 
-A message starts a line with its date and time, in one of two layouts:
+A message starts a line with its date and time, in one of these layouts:
   Android  ``12/01/2024, 10:00 - Name: text``       (also ``12.01.24 10:00 - ``)
-  iOS      ``[12/01/2024, 10:00:00] Name: text``
-with a 24-hour or 12-hour clock (``10:00 PM``, often with a narrow no-break space before PM).
+  iOS      ``[12/01/2024, 10:00:00] Name: text``    (Arabic phones: ``[18/3/2022، 14:56:01] ``)
+  year first  ``2019/01/30, 20:49 - ``, ``2019-10-20, 10:16 - ``, ``[2019-04-16 02:09] ``
+  time first  ``[14:56:01, 3/18/22] `` (iOS in Vietnamese)
+with a 24-hour or 12-hour clock: ``10:00 PM``, ``10:00 pm``, ``10:00 p. m.``, ``00:08 a. m.``
+(midnight, as Spanish phones write it), ``10:00 nachm.``, ``10:00 م``, ``下午10:00``,
+``오후 10:00``, often with a narrow no-break space before the marker.
 Phones put invisible direction marks anywhere in a line; they are removed before matching.
 Lines that do not start with a header continue the message above.
 """
@@ -28,15 +32,26 @@ def clean(text: str) -> str:
     return _ODD.sub(lambda m: "" if m.group() in MARKS else " ", text)
 
 
-# The header, for pyarrow's RE2 kernels (no conditionals there): ``open`` and ``close`` must
+# The headers, for pyarrow's RE2 kernels (no conditionals there): ``open`` and ``close`` must
 # agree, "[" with "] " (iOS) and nothing with " - " (Android); ``parse_export`` checks that.
-HEADER = (
-    r"^(?P<open>\[?)"
-    r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}),? +"
-    r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?"
-    r"(?: ?(?P<ampm>[AaPp])\.? ?[Mm]\.?)?"
-    "(?P<close>\\] | [-\u2013] )"
+# Every layout names the same groups; ``a`` and ``b`` are day and month in either order
+# (year-first dates are always year, month, day). A file is written in one layout.
+_COMMA = "[,\u060c]?"  # a comma, an Arabic comma, or nothing between date and time
+_DATE = r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2})"
+_YEAR_FIRST_DATE = r"(?P<year>\d{4})[/.\-](?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})"
+# A 12-hour clock's marker, before the time (CJK, Korean) or after it (the rest).
+_BEFORE = "(?:(?P<before>\u4e0a\u5348|\u4e0b\u5348|\uc624\uc804|\uc624\ud6c4) ?)?"
+_AFTER = (
+    "(?: ?(?P<ampm>[AaPp]\\.? ?[Mm]\\.?|vorm\\.|nachm\\.|\u0635|\u0645"
+    "|\u4e0a\u5348|\u4e0b\u5348|\uc624\uc804|\uc624\ud6c4))?"
 )
+_TIME = _BEFORE + r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?" + _AFTER
+_CLOSE = "(?P<close>\\] | [-\u2013] )"
+HEADER = rf"^(?P<open>\[?){_DATE}{_COMMA} +{_TIME}{_CLOSE}"
+YEAR_FIRST_HEADER = rf"^(?P<open>\[?){_YEAR_FIRST_DATE}{_COMMA} +{_TIME}{_CLOSE}"
+TIME_FIRST_HEADER = rf"^(?P<open>\[){_TIME}{_COMMA} +{_DATE}{_CLOSE}"
+# Markers of an afternoon time, as ``ampm`` or ``before`` hold them.
+PM = "^[Pp]|^nachm|^\u0645$|^\u4e0b\u5348$|^\uc624\ud6c4$"
 IOS_CLOSE = "] "
 # A line holding one of these needs `clean` before it can be matched.
 ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}]"

@@ -28,13 +28,23 @@ from egregora.etl.formats import (
     NOTICE,
     ODD_CHARACTERS,
     OMITTED,
+    PM,
+    TIME_FIRST_HEADER,
+    YEAR_FIRST_HEADER,
     clean,
     media_type,
 )
 
-DateOrder = Literal["dmy", "mdy"]
-DATE_ORDERS: tuple[DateOrder, ...] = ("dmy", "mdy")
-Stamp = tuple[str | None, ...]  # the header's groups: open, a, b, year, hour, minute, second, ampm
+DateOrder = Literal["dmy", "mdy", "ymd"]
+DATE_ORDERS: tuple[DateOrder, ...] = ("dmy", "mdy")  # the orders a file can leave open
+# Each layout's header, and the date order it fixes (None: decided from the dates).
+LAYOUTS: tuple[tuple[str, DateOrder | None], ...] = (
+    (HEADER, None),
+    (YEAR_FIRST_HEADER, "ymd"),
+    (TIME_FIRST_HEADER, None),
+)
+# The header's groups: open, a, b, year, before, hour, minute, second, ampm.
+Stamp = tuple[str | None, ...]
 Classified = tuple[str, str | None, str | None, str | None, bool]
 
 # What Python's str.strip() removes (str.isspace); a test checks the list against Python.
@@ -95,7 +105,8 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ConfigurationError(f"--date-order must be dmy or mdy, not {date_order!r}")
     lines = _lines(text.encode() if isinstance(text, str) else text, name)
-    found = pc.extract_regex(lines, HEADER)
+    header, fixed = _layout(lines)
+    found = pc.extract_regex(lines, header)
     closes = pc.struct_field(found, "close")
     consistent = pc.equal(
         pc.equal(pc.struct_field(found, "open"), "["), pc.equal(closes, IOS_CLOSE)
@@ -104,9 +115,9 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     headers = pc.indices_nonzero(is_header)
     _check_start(lines, headers, name)
     fields = found.take(headers)
-    order, guessed = _date_order(fields, name, date_order)
+    order, guessed = (fixed, False) if fixed else _date_order(fields, name, date_order)
     stamps = _stamps(fields, order, name)
-    rests = pc.replace_substring_regex(lines.take(headers), HEADER, "", max_replacements=1)
+    rests = pc.replace_substring_regex(lines.take(headers), header, "", max_replacements=1)
     classes = _classify_all(rests, _continuations(lines, is_header, headers))
     return Entries(
         local_times=stamps.cast(pa.timestamp("us")),
@@ -133,6 +144,20 @@ def _lines(data: bytes, name: str) -> pa.Array:
         cleaned = [clean(line) for line in lines.filter(odd).to_pylist()]
         lines = pc.replace_with_mask(lines, odd, pa.array(cleaned, lines.type))
     return lines
+
+
+def _layout(lines: pa.Array) -> tuple[str, DateOrder | None]:
+    """The layout of the file's first line that is not blank (an export has one layout); the
+    usual one when no layout reads it (``_check_start`` then names the line)."""
+    for line in lines:
+        text = line.as_py()
+        if text.strip():
+            first = pa.array([text], pa.string())
+            for header, order in LAYOUTS:
+                if pc.extract_regex(first, header)[0].is_valid:
+                    return header, order
+            break
+    return LAYOUTS[0]
 
 
 def _check_start(lines: pa.Array, headers: pa.Array, name: str) -> None:
@@ -193,6 +218,8 @@ def _date_order(
         )
     if day_first or month_first:
         return ("dmy" if day_first else "mdy"), False
+    if pc.all(pc.equal(_int(fields, "a"), _int(fields, "b"))).as_py():
+        return "dmy", False  # every date is the same either way (1/1/21): nothing to decide
     forward = [order for order in DATE_ORDERS if _runs_forward(fields, order)]
     if len(forward) == 1:
         return forward[0], True
@@ -236,22 +263,27 @@ def _parts(fields: pa.StructArray, order: DateOrder) -> _Parts:
     a, b = _int(fields, "a"), _int(fields, "b")
     year = _int(fields, "year")
     hour = _int(fields, "hour")
-    ampm = pc.struct_field(fields, "ampm")
-    twelve = pc.not_equal(ampm, "")
-    pm = pc.is_in(ampm, pa.array(["P", "p"]))
-    # 12 AM is 0 and 12 PM is 12: h % 12, plus 12 after noon.
+    marker = _marker(fields)
+    twelve = pc.not_equal(marker, "")
+    pm = pc.match_substring_regex(marker, PM)
+    # 12 AM is 0 and 12 PM is 12: h % 12, plus 12 after noon. Some phones write midnight as
+    # 00:08 a. m.: 0 reads as 12 would.
     on_clock = pc.if_else(pc.equal(hour, 12), 0, hour)
     return {
         "year": pc.if_else(pc.less(year, 100), pc.add(year, 2000), year),  # WhatsApp: 2009 on
         "month": b if order == "dmy" else a,
         "day": a if order == "dmy" else b,
         "hour": pc.if_else(twelve, pc.add(on_clock, pc.if_else(pm, 12, 0)), hour),
-        "twelve_ok": pc.or_(
-            pc.invert(twelve), pc.and_(pc.greater_equal(hour, 1), pc.less_equal(hour, 12))
-        ),
+        "twelve_ok": pc.or_(pc.invert(twelve), pc.less_equal(hour, 12)),
         "minute": _int(fields, "minute"),
         "second": _int(fields, "second"),
     }
+
+
+def _marker(fields: pa.StructArray) -> pa.Array:
+    """A 12-hour clock's marker, before the time or after it ("" on a 24-hour clock)."""
+    after = pc.struct_field(fields, "ampm")
+    return pc.if_else(pc.equal(after, ""), pc.struct_field(fields, "before"), after)
 
 
 def _valid(parts: _Parts) -> pa.Array:
@@ -297,22 +329,23 @@ def _iso(parts: _Parts) -> pa.Array:
 
 def _stamp(fields: pa.StructArray, row: int) -> Stamp:
     values = fields[row].as_py() or {}
-    keys = ("open", "a", "b", "year", "hour", "minute", "second", "ampm")
+    keys = ("open", "a", "b", "year", "before", "hour", "minute", "second", "ampm")
     return tuple(values.get(key) or None for key in keys)
 
 
 def _local_time(stamp: Stamp, order: DateOrder, name: str) -> datetime:
     """One header's local time; raises naming the date when it is impossible."""
-    _, a, b, year, hour, minute, second, ampm = stamp
+    _, a, b, year, before, hour, minute, second, ampm = stamp
     day, month = (int(a or 0), int(b or 0)) if order == "dmy" else (int(b or 0), int(a or 0))
     full_year = int(year or 0)
     if full_year < 100:
         full_year += 2000
     h = int(hour or 0)
-    if ampm is not None:
-        if not 1 <= h <= 12:
+    marker = ampm or before
+    if marker is not None:
+        if not 0 <= h <= 12:
             raise ExportFormatError(f"{name}: {h} is not an hour of a 12-hour clock")
-        h = h % 12 + (12 if ampm in "Pp" else 0)
+        h = h % 12 + (12 if re.search(PM, marker) else 0)
     try:
         return datetime(full_year, month, day, h, int(minute or 0), int(second or 0))
     except ValueError as exc:
