@@ -42,9 +42,10 @@ from egregora.runner.cards import HEIGHT, WIDTH, card_key, ensure_cards, render_
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.runner.execute import TaskFailedError
 from egregora.runner.model import Window, signature
+from egregora.runner.people import People
 from egregora.runner.site import MANIFEST, card_date, media_file
 from egregora.runner.windows import plan_windows
-from egregora.runner.writer import member, name_words
+from egregora.runner.writer import member
 from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.storage.keys import pseudonyms
@@ -214,7 +215,9 @@ def test_the_extractive_writer_is_deterministic_and_keeps_names_out_of_titles() 
         message(2, "ok", bo),
         message(3, None, ana, kind="media", media_filename="IMG-1.jpg", media_type="image"),
     ]
-    given = WindowInput(some_window(messages), messages, LISBON, name_words(["Ana Silva", "Bo"]))
+    given = WindowInput(
+        some_window(messages), messages, LISBON, People(str, ["Ana Silva", "Bo"]).words
+    )
     draft = ExtractiveWriter().write(given)
     assert draft == ExtractiveWriter().write(given)
     assert draft.tags == ("boat", "watching", "whale")
@@ -384,7 +387,7 @@ def test_no_document_names_an_author_outside_quoted_text(demo_folder: Path) -> N
     with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
         names = {m["author_raw"] for m in rows(store, "messages") if m["author_raw"]}
         documents = rows(store, "documents")
-    words = name_words(sorted(names))
+    words = People(str, sorted(names)).words
     for doc in documents:
         if doc["doc_type"] == "media":
             continue

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 TABLE = PSEUDONYM_KEYS.name
 _COLUMNS = ("key_id", "secret", "origin", "created_at")
-OldNames = Callable[[str, str], str]  # (source, thread_id) -> the thread's label until now
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,10 @@ def store_key(executor: Executor, key: bytes, origin: str, now: datetime) -> Sto
     return stored
 
 
-def author_renames(executor: Executor, new: Pseudonyms, old_label: OldNames) -> list[ThreadRename]:
-    """Each thread's renames for its authors: every stored pseudonym, made again from the
-    author's name under ``new``; the thread's label moves from ``old_label`` to the new one."""
+def author_renames(executor: Executor, new: Pseudonyms) -> list[ThreadRename]:
+    """Each thread's renames for its authors before keys: every stored pseudonym, made again
+    from the author's name under ``new``; documents move from the thread's id (how they named
+    their thread then) to its keyed label."""
     columns = ["source", "thread_id", "author_raw", "author_uuid"]
     query = sql.select_rows("messages", columns, executor.dialect, distinct=True)
     threads: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -74,7 +74,7 @@ def author_renames(executor: Executor, new: Pseudonyms, old_label: OldNames) -> 
         if name is not None and pseudonym is not None:
             people.append((name, pseudonym))
     return [
-        thread_rename(new, source, thread_id, old_label(source, thread_id), people)
+        thread_rename(new, source, thread_id, thread_id, people)
         for (source, thread_id), people in sorted(threads.items())
     ]
 
@@ -111,7 +111,7 @@ class KeyPseudonyms(Operation):
         new = Pseudonyms(key)
         renames = []
         if "messages" in existing_tables(ctx.executor):
-            renames = author_renames(ctx.executor, new, lambda _source, thread_id: thread_id)
+            renames = author_renames(ctx.executor, new)
         rewrite_pseudonyms(ctx.executor, ctx.after, renames, label=ctx.migration_id)
 
     def describe(self) -> str:

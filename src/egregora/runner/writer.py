@@ -82,11 +82,6 @@ def links(text: str | None) -> list[str]:
     return [found.rstrip(".,;:!?)]}") for found in _LINK.findall(text)]
 
 
-def name_words(names: Sequence[str | None]) -> frozenset[str]:
-    """The words of member names as ``words`` would find them, to keep names out of titles."""
-    return frozenset(w for name in names if name for w in _WORD.findall(name.lower()))
-
-
 def words(text: str | None) -> list[str]:
     """The words of ``text`` that can say what it is about (lower case, no stopwords)."""
     if not text:
