@@ -360,7 +360,7 @@ class EtlIngest(Benchmark):
         )
         require(
             result.system == manifest.system
-            and result.media == manifest.attached
+            and result.media == manifest.attached + manifest.omitted
             and result.authors == len(AUTHORS)
             and result.date_order == "dmy"
             and not result.date_order_guessed,
@@ -393,12 +393,12 @@ class EtlIngest(Benchmark):
         for row in sorted(random.Random(SEED).sample(range(rows), min(SAMPLES, rows))):
             i = spoken[row]
             theirs = (dates[row].to_pydatetime(), names[row], str(texts[row]).strip())
-            if kinds[i] == "media":
+            if omitted[i]:
+                ours_text = "<Media omitted>"
+            elif kinds[i] == "media":
                 ours_text = f"{filenames[i]} (file attached)"
                 if texts_[i] is not None:
                     ours_text += f"\n{texts_[i]}"
-            elif omitted[i]:
-                ours_text = "<Media omitted>"
             else:
                 ours_text = texts_[i] or ""
             ours = (times[i], authors[i], ours_text.strip())

@@ -66,6 +66,7 @@ SELECT
     CASE WHEN kind = $media THEN
         list_extract($media_types::VARCHAR[], q % len($media_types::VARCHAR[]) + 1)
     END AS "media_type",
+    FALSE AS "media_omitted",
     CASE WHEN i % 3 = 0 THEN json_object('line', i, 'edited', i % 2 = 0)::VARCHAR END AS "attrs",
     $ingested_at::TIMESTAMPTZ AS "ingested_at",
     CASE WHEN i % 5 <> 0 THEN

@@ -60,6 +60,7 @@ def messages(thread: str, rows: int) -> Any:
             "author_raw": pa.array(["Ana"] * rows),
             "author_uuid": pa.array(["u1"] * rows),
             "text": pc.binary_join_element_wise(pa.scalar("message number "), text, ""),
+            "media_omitted": pa.array([False] * rows),
         }
     )
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import ibis
+import psycopg
 import pytest
 from ibis.backends.duckdb import Backend as DuckDBBackend
+from psycopg import sql as pgsql
 
 from egregora.schema.catalog import CATALOG
-from egregora.storage import Storage
+from egregora.storage import DatabaseURL, Storage
 from tests.samples import valid_rows
 from tests.support import create_schema, insert_rows
 
@@ -70,3 +74,22 @@ def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["demo", str(folder), "--json"])
     assert result.exit_code == 0, result.output
     return folder
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseURL]:
+    """An empty database on each engine (PostgreSQL: a fresh schema, dropped afterwards)."""
+    if request.param == "duckdb":
+        yield DatabaseURL.parse(str(tmp_path / "egregora.duckdb"))
+        return
+    server = request.getfixturevalue("postgres_url")
+    schema = f"egregora_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
+        separator = "&" if "?" in server else "?"
+        try:
+            yield DatabaseURL.parse(
+                f"{server}{separator}options={quote(f'-csearch_path={schema}')}"
+            )
+        finally:
+            con.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(schema)))

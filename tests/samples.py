@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from egregora.schema.model import Table
+
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
@@ -108,6 +110,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "author_raw": "Ana",
                 "author_uuid": "u1",
                 "text": "hi",
+                "media_omitted": False,
                 "created_by_run": "run-1",
             },
             {
@@ -121,6 +124,7 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "author_uuid": "u2",
                 "media_filename": "pic.jpg",
                 "media_type": "image",
+                "media_omitted": False,
             },
             {
                 "event_id": "ev-3",
@@ -130,6 +134,18 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "ts": at(2),
                 "kind": "system",
                 "text": "Ana joined",
+                "media_omitted": False,
+            },
+            {
+                "event_id": "ev-4",
+                "source": "whatsapp",
+                "thread_id": "group",
+                "seq": 3,
+                "ts": at(3),
+                "kind": "media",
+                "author_raw": "Bo",
+                "author_uuid": "u2",
+                "media_omitted": True,
             },
         ],
         "annotations": [
@@ -273,3 +289,11 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
             },
         ],
     }
+
+
+def valid_rows_at(table: Table) -> list[dict[str, Any]]:
+    """The sample rows of ``table`` as an earlier schema declares it: its columns only, and
+    only the rows its rules allowed then (a later schema may allow more)."""
+    columns = set(table.column_names)
+    rows = [{k: v for k, v in r.items() if k in columns} for r in valid_rows()[table.name]]
+    return [r for r in rows if all(rule.holds(r) for rule in table.rules)]

@@ -133,8 +133,11 @@ def _media(when: str, author: str, name: str, kind: str, caption: str | None = N
     return (when, "media", author, caption, name, kind)
 
 
-def _omitted(when: str, author: str) -> Expected:
-    return (when, "text", author, None, None, None)
+def _omitted(
+    when: str, author: str, kind: str | None = None, caption: str | None = None
+) -> Expected:
+    """Media the export left out: a media message with no file (its kind, when named)."""
+    return (when, "media", author, caption, None, kind)
 
 
 ENCRYPTED_EN = (
@@ -299,7 +302,7 @@ EXPECTED: dict[str, tuple[str, bool, list[Expected]]] = {
                 "2024-03-14 10:01", "Bia Costa", "00000004-AUDIO-2024-03-14-10-01-00.opus", "audio"
             ),
             _media("2024-03-14 10:02", "Ana Sousa", "00000005-Receita.pdf", "document"),
-            _omitted("2024-03-14 10:03", "Bia Costa"),
+            _omitted("2024-03-14 10:03", "Bia Costa", "image"),
             _text("2024-03-14 10:04", "Ana Sousa", "nice"),
         ],
     ),
@@ -535,9 +538,9 @@ def test_each_fixture_reads_as_exactly_these_rows(store: Storage, name: str) -> 
         who = row["author_raw"]
         keyed = None if who is None else pseudonyms(store).author("whatsapp", thread_id, who)
         assert row["author_uuid"] == keyed
-        omitted = row["kind"] == "text" and row["text"] is None
-        attrs = None if row["attrs"] is None else json.loads(row["attrs"])
-        assert attrs == ({"media_omitted": True} if omitted else None)
+        omitted = row["kind"] == "media" and row["media_filename"] is None
+        assert row["media_omitted"] is omitted
+        assert row["attrs"] is None
         for field in ("author_raw", "text"):
             assert not any(m in (row[field] or "") for m in (*MARKS, "\u202f", "\ufeff"))
     summary = result.summary()
@@ -545,6 +548,7 @@ def test_each_fixture_reads_as_exactly_these_rows(store: Storage, name: str) -> 
         "thread_id": thread_id,
         "messages": len(expected),
         "new": len(expected),
+        "reread": 0,
         "duplicates": 0,
         "authors": len({e[2] for e in expected if e[2] is not None}),
         "media": sum(e[1] == "media" for e in expected),
@@ -881,12 +885,13 @@ def test_an_ios_zip_links_its_attachments(tmp_path: Path, db: Path) -> None:
         "thread_id": "family",
         "messages": 5,
         "new": 5,
+        "reread": 0,
         "duplicates": 0,
         "authors": 2,
-        "media": 3,
+        "media": 4,  # three attached, one the export left out
         "system": 0,
     }
-    linked = [r["media_filename"] for r in rows if r["kind"] == "media"]
+    linked = [r["media_filename"] for r in rows if r["kind"] == "media" and r["media_filename"]]
     assert [d["filename"] for d in documents] == linked
     assert [d["media_type"] for d in documents] == ["image", "audio", "document"]
     assert {d["source_checksum"] for d in documents} == {
@@ -937,12 +942,13 @@ def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Path) 
         "thread_id": "family",
         "messages": 4,
         "new": 4,
+        "reread": 0,
         "duplicates": 0,
         "authors": 2,
-        "media": 3,
+        "media": 4,  # three attached, one the export left out
         "system": 0,
     }
-    keys = ["thread_id", "messages", "new", "duplicates", "authors", "media", "system"]
+    keys = ["thread_id", "messages", "new", "reread", "duplicates", "authors", "media", "system"]
     assert list(first) == keys
     code, out, _ = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json", "--thread", "Fam")
     assert json.loads(out) == {**first, "thread_id": "fam"}
@@ -965,6 +971,7 @@ def test_the_cli_reads_system_notices(db: Path) -> None:
         "thread_id": "system-android-pt",
         "messages": 12,
         "new": 12,
+        "reread": 0,
         "duplicates": 0,
         "authors": 1,
         "media": 0,

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import psycopg
 import pytest
-from psycopg import sql as pgsql
 from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.ddl import statements as sql
-from egregora.errors import ConfigurationError
+from egregora.errors import ConfigurationError, MigrationError
 from egregora.etl import ingest_export
 from egregora.migrations.executor import DuckDBExecutor, Executor
 from egregora.migrations.keyed import read_key
@@ -267,25 +263,6 @@ def rows_at_0007() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseURL]:
-    """An empty database on each engine (PostgreSQL: a fresh schema, dropped afterwards)."""
-    if request.param == "duckdb":
-        yield DatabaseURL.parse(str(tmp_path / "egregora.duckdb"))
-        return
-    server = request.getfixturevalue("postgres_url")
-    schema = f"egregora_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
-        separator = "&" if "?" in server else "?"
-        try:
-            yield DatabaseURL.parse(
-                f"{server}{separator}options={quote(f'-csearch_path={schema}')}"
-            )
-        finally:
-            con.execute(pgsql.SQL("DROP SCHEMA {} CASCADE").format(pgsql.Identifier(schema)))
-
-
 def _executor(store: Storage) -> Executor:
     return DuckDBExecutor(store.con)
 
@@ -345,9 +322,12 @@ def test_migration_0008_keys_a_database_and_a_rekey_moves_it_again(
                 executor.execute(insert_sql(table, row, executor.dialect), list(row.values()))
         executor.commit()
     monkeypatch.setenv(ENV, SHARED_KEY)
-    assert migrate_database(url).applied == ("0008",)
+    assert migrate_database(url, target="0008").applied == ("0008",)
     first = Pseudonyms(bytes.fromhex(SHARED_KEY))
     check_keyed(url, first, ANA, "family")
+    with pytest.raises(MigrationError, match="run `egregora db migrate` first"):
+        rekey_database(url)  # a rekey works on the latest schema only
+    migrate_database(url)
     # A rekey (to a new random key: the environment's is the database's already) moves every
     # pseudonym again, in one transaction.
     monkeypatch.delenv(ENV)

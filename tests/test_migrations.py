@@ -38,8 +38,9 @@ from egregora.migrations.keyed import read_key
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 from egregora.storage import DatabaseURL, migrate_database, verify
-from tests.samples import valid_rows
-from tests.support import insert_rows
+from egregora.storage.setup import open_executor
+from tests.samples import valid_rows, valid_rows_at
+from tests.support import insert_rows, insert_sql
 
 runner = CliRunner()
 CHAIN = shipped_migrations()
@@ -51,13 +52,12 @@ def data_tables() -> list[str]:
 
 
 def fill(con: duckdb.DuckDBPyConnection, catalog: Catalog = CATALOG) -> None:
-    """The sample rows, with the columns ``catalog`` (an earlier schema) declares."""
+    """The sample rows, with the columns ``catalog`` (an earlier schema) declares; rows that
+    schema did not allow yet are left out."""
     for name in data_tables():
         if name not in catalog.names:
             continue  # created by a later migration
-        columns = set(catalog[name].column_names)
-        rows = [{k: v for k, v in r.items() if k in columns} for r in valid_rows()[name]]
-        insert_rows(con, name, rows)
+        insert_rows(con, name, valid_rows_at(catalog[name]))
 
 
 def snapshot(
@@ -129,7 +129,10 @@ def test_each_earlier_version_with_data_upgrades_to_head(db_path: Path, start: s
             )
             for row in rows["messages"]
         ]
-        assert keyed != rows["messages"]
+        if start < "0008":
+            assert keyed != rows["messages"]
+        else:  # keyed already
+            keyed = rows["messages"]
         assert snapshot(con, earlier) == {**rows, "messages": keyed}
         # Columns added since then were backfilled: history order estimated from dates.
         seqs = con.execute("SELECT commit_sha, chain_seq FROM git_commits ORDER BY path").fetchall()
@@ -399,3 +402,47 @@ def test_copying_a_database_file_copies_its_history(tmp_path: Path, db_path: Pat
     copy = tmp_path / "copy.duckdb"
     shutil.copy(db_path, copy)
     assert migrate_database(DatabaseURL.parse(str(copy))).applied == tuple(m.id for m in CHAIN[1:])
+
+
+def test_migration_0009_makes_omitted_media_media_messages(url: DatabaseURL) -> None:
+    """Before 0009 a media message the export left out was a text message without text, its
+    omission in ``attrs``; after it, a media message with ``media_omitted``, kept in place
+    (an annotation on it stays attached)."""
+    migrate_database(url, target="0008")
+    at = datetime(2024, 3, 14, 10, tzinfo=UTC)
+    base = {"source": "whatsapp", "thread_id": "family", "ts": at, "author_uuid": "u1"}
+    rows = [
+        dict(base, event_id="e1", seq=0, kind="text", author_raw="Ana", text="oi"),
+        dict(base, event_id="e2", seq=1, kind="text", author_raw="Ana", text=None,
+             attrs='{"media_omitted": true}'),
+        dict(base, event_id="e3", seq=2, kind="media", author_raw="Ana", media_filename="a.jpg",
+             media_type="image"),
+        dict(base, event_id="e4", seq=3, kind="system", author_raw=None, author_uuid=None,
+             text="Ana added Bia"),
+    ]  # fmt: skip
+    note = {
+        "annotation_id": "n1",
+        "message_id": "e2",
+        "author": "editor",
+        "content": "which photo?",
+        "created_at": at,
+    }
+    with open_executor(url, write=True) as executor:
+        executor.begin()
+        for table, row in [*(("messages", r) for r in rows), ("annotations", note)]:
+            executor.execute(insert_sql(table, row, executor.dialect), list(row.values()))
+        executor.commit()
+    assert migrate_database(url).applied == ("0009",)
+    columns = ["event_id", "kind", "text", "media_filename", "media_omitted", "attrs"]
+    with open_executor(url, write=False) as executor:
+        found = executor.query(
+            sql.select_rows("messages", columns, executor.dialect, None, ["seq"])
+        )
+        annotated = executor.query(sql.select_rows("annotations", ["message_id"], executor.dialect))
+    assert [tuple(r) for r in found] == [
+        ("e1", "text", "oi", None, False, None),
+        ("e2", "media", None, None, True, None),
+        ("e3", "media", None, "a.jpg", False, None),
+        ("e4", "system", "Ana added Bia", None, False, None),
+    ]
+    assert [tuple(r) for r in annotated] == [("e2",)]

@@ -34,7 +34,7 @@ from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 from egregora.storage.setup import migrate_database
 from egregora.storage.url import DatabaseURL
-from tests.samples import valid_rows
+from tests.samples import valid_rows, valid_rows_at
 from tests.support import SHARED_KEY, insert_rows
 
 MIGRATION_IDS = [m.id for m in shipped_migrations()]
@@ -86,12 +86,9 @@ def _fill_template(con: duckdb.DuckDBPyConnection) -> None:
     rule 0002 adds: every published post has a date; drafts and archived posts sometimes lack
     one, which 0002 allows.
     """
-    samples = valid_rows()
     for table in catalog_at("0001"):
         if table.name != LEDGER:
-            columns = set(table.column_names)
-            rows = [{k: v for k, v in r.items() if k in columns} for r in samples[table.name]]
-            insert_rows(con, table.name, rows)
+            insert_rows(con, table.name, valid_rows_at(table))
     con.execute(
         """
         INSERT INTO documents (

@@ -22,7 +22,7 @@ from egregora.migrations import catalog_at, shipped_migrations
 from egregora.migrations.engine import PG_LOCK_KEY
 from egregora.schema.catalog import CATALOG
 from egregora.storage import DatabaseURL, database_status, migrate_database
-from tests.samples import valid_rows
+from tests.samples import valid_rows, valid_rows_at
 from tests.support import insert_sql
 
 
@@ -131,9 +131,8 @@ def test_migrations_on_postgres_add_the_new_rule_with_alter_table(
     earlier = catalog_at("0001")
     for table in earlier:
         if table.name != "schema_migrations":
-            columns = set(table.column_names)
-            for row in valid_rows()[table.name]:
-                _insert(con, table.name, {k: v for k, v in row.items() if k in columns})
+            for row in valid_rows_at(table):
+                _insert(con, table.name, row)
     undated = dict(valid_rows()["documents"][0], id="undated", slug="undated", date=None)
     _insert(con, "documents", undated)
     with pytest.raises(MigrationError, match="id='undated'"):

@@ -218,10 +218,11 @@ def check_cases(table: Table, rule: Rule) -> Iterator[Case]:
         )
     elif isinstance(rule, RequiredWhen):
         selected = equals(rule.column, rule.equals)
+        unexcused = {rule.unless: False} if rule.unless else {}
         for column in rule.required:
             yield case(
                 column,
-                setting(selected, {column: None}),
+                setting(selected, {column: None, **unexcused}),
                 f"a row with {rule.column} = {rule.equals!r}",
             )
     elif isinstance(rule, NullExactlyWhen):

@@ -143,6 +143,7 @@ def message(i: int, *, thread: str = "group", run: str | None = None) -> Row:
         "author_raw": "Ana",
         "author_uuid": "u1",
         "text": f"message {i}",
+        "media_omitted": False,
         "created_by_run": run,
     }
 

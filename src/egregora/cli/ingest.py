@@ -67,9 +67,11 @@ def ingest(
         emit_json(result.summary())
         return
     guessed = " (from the order of the messages)" if result.date_order_guessed else ""
+    reread = f", {result.reread} read better than before" if result.reread else ""
     console.print(
-        f"{result.thread_id}: {result.messages} messages in the export, {result.new} new, "
-        f"{result.duplicates} already stored; {result.authors} authors, {result.media} media, "
+        f"{result.thread_id}: {result.messages} messages in the export, {result.new} new"
+        f"{reread}, {result.duplicates} already stored; {result.authors} authors, "
+        f"{result.media} media, "
         f"{result.system} system notices; {result.media_files_new} of {result.media_files} "
         f"media files stored; dates read {result.date_order}{guessed}, times in {result.timezone}",
         highlight=False,

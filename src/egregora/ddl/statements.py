@@ -169,5 +169,15 @@ def update_values(
     return tree.sql(dialect=dialect)
 
 
+def update_where(
+    table: str, values: Sequence[tuple[str, exp.Expr]], where: exp.Expr, dialect: Dialect
+) -> str:
+    """UPDATE table SET column = expression, ... WHERE condition (expressions over the row)."""
+    tree = exp.update(
+        table_ref(table), {ident(c).sql(dialect=dialect): v for c, v in values}, where=where
+    )
+    return tree.sql(dialect=dialect)
+
+
 def delete_all(table: str, dialect: Dialect) -> str:
     return exp.delete(table_ref(table)).sql(dialect=dialect)

@@ -1,7 +1,8 @@
-"""What a WhatsApp export line looks like: headers, system notices, attachments (EN and PT).
+"""What a WhatsApp export line looks like: headers, attachments, omitted media.
 
 A message starts a line with its date and time, in one of these layouts:
-  Android  ``12/01/2024, 10:00 - Name: text``       (also ``12.01.24 10:00 - ``)
+  Android  ``12/01/2024, 10:00 - Name: text``       (also ``12.01.24 10:00 - ``, and
+           ``26/09/2019 à 22:39 - `` in French)
   iOS      ``[12/01/2024, 10:00:00] Name: text``    (Arabic phones: ``[18/3/2022، 14:56:01] ``)
   year first  ``2019/01/30, 20:49 - ``, ``2019-10-20, 10:16 - ``, ``[2019-04-16 02:09] ``
   time first  ``[14:56:01, 3/18/22] `` (iOS in Vietnamese)
@@ -9,7 +10,8 @@ with a 24-hour or 12-hour clock: ``10:00 PM``, ``10:00 pm``, ``10:00 p. m.``, ``
 (midnight, as Spanish phones write it), ``10:00 nachm.``, ``10:00 م``, ``下午10:00``,
 ``오후 10:00``, often with a narrow no-break space before the marker.
 Phones put invisible direction marks anywhere in a line; they are removed before matching.
-Lines that do not start with a header continue the message above.
+Lines that do not start with a header continue the message above. System notices are in
+``egregora.etl.notices``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def clean(text: str) -> str:
 # agree, "[" with "] " (iOS) and nothing with " - " (Android); ``parse_export`` checks that.
 # Every layout names the same groups; ``a`` and ``b`` are day and month in either order
 # (year-first dates are always year, month, day). A file is written in one layout.
-_COMMA = "[,\u060c]?"  # a comma, an Arabic comma, or nothing between date and time
+# A comma, an Arabic comma, " à" (French Android) or nothing between date and time.
+_COMMA = "(?:[,\u060c]| \u00e0)?"
 _DATE = r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<year>\d{4}|\d{2})"
 _YEAR_FIRST_DATE = r"(?P<year>\d{4})[/.\-](?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})"
 # A 12-hour clock's marker, before the time (CJK, Korean) or after it (the rest).
@@ -46,77 +49,76 @@ _AFTER = (
     "|\u4e0a\u5348|\u4e0b\u5348|\uc624\uc804|\uc624\ud6c4))?"
 )
 _TIME = _BEFORE + r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?" + _AFTER
-_CLOSE = "(?P<close>\\] | [-\u2013] )"
+CLOSES = "\\] | [-\u2013] "  # how a header ends; its first match in a header line is the end
+_CLOSE = f"(?P<close>{CLOSES})"
 HEADER = rf"^(?P<open>\[?){_DATE}{_COMMA} +{_TIME}{_CLOSE}"
 YEAR_FIRST_HEADER = rf"^(?P<open>\[?){_YEAR_FIRST_DATE}{_COMMA} +{_TIME}{_CLOSE}"
 TIME_FIRST_HEADER = rf"^(?P<open>\[){_TIME}{_COMMA} +{_DATE}{_CLOSE}"
 # Markers of an afternoon time, as ``ampm`` or ``before`` hold them.
 PM = "^[Pp]|^nachm|^\u0645$|^\u4e0b\u5348$|^\uc624\ud6c4$"
 IOS_CLOSE = "] "
-# A line holding one of these needs `clean` before it can be matched.
-ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}]"
+# A line holding one of these needs `clean` before it can be matched (or holds IOS_NOTICE).
+ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}{IOS_NOTICE}]"
 
 MAX_NAME = 100  # "Name: text": a name has no colon or line break, and is not longer than this
 
-# Whole-notice patterns, English and Portuguese. An actor (a name, "You", "Você") has no colon,
-# so a message such as "Ana: I added salt" never reads as a notice.
-_ACTOR = r"[^:\n]{1,100}?"
-_NOTICES = [
-    # end-to-end encryption
-    r"Messages and calls are end-to-end encrypted\b.*",
-    r"Messages to this (?:group|chat) are now secured with end-to-end encryption\b.*",
-    r"As mensagens e (?:as )?chamadas s[ãa]o protegidas com a criptografia de ponta a ponta\b.*",
-    r"As mensagens (?:deste grupo|desta conversa) agora est[ãa]o protegidas\b.*",
-    # creating, joining, leaving, removing
-    rf"{_ACTOR} created (?:group|this group)\b.*",
-    rf"{_ACTOR} criou (?:o grupo|este grupo)\b.*",
-    rf"{_ACTOR} added .+",
-    rf"{_ACTOR} adicionou .+",
-    rf"{_ACTOR} removed .+",
-    rf"{_ACTOR} removeu .+",
-    rf"{_ACTOR} left",
-    rf"{_ACTOR} saiu",
-    rf"{_ACTOR} joined using this group's invite link",
-    rf"{_ACTOR} entrou usando o link de convite(?: deste grupo)?",
-    rf"{_ACTOR} joined from the community",
-    # group changes
-    rf"{_ACTOR} changed the (?:subject|group name)\b.*",
-    rf"{_ACTOR} (?:mudou|alterou) o (?:assunto|nome do grupo|nome)\b.*",
-    rf"{_ACTOR} changed (?:this group's|the group) (?:icon|description|settings)\b.*",
-    rf"{_ACTOR} deleted this group's icon",
-    rf"{_ACTOR} (?:mudou|alterou|apagou) a (?:imagem|descri[çc][ãa]o|foto)"
-    r" (?:deste grupo|do grupo)\b.*",
-    rf"{_ACTOR} (?:mudou|alterou) as configura[çc][õo]es (?:deste grupo|do grupo)\b.*",
-    r"You're now an admin",
-    r"Voc[êe] agora [ée] (?:um )?admin\b.*",
-    # disappearing messages
-    rf"{_ACTOR} turned (?:on|off) disappearing messages\b.*",
-    r"Disappearing messages were turned (?:on|off)\b.*",
-    rf"{_ACTOR} (?:ativou|desativou) as mensagens tempor[áa]rias\b.*",
-    r"As mensagens tempor[áa]rias foram (?:ativadas|desativadas)\b.*",
-    # numbers and security codes
-    rf"{_ACTOR} changed (?:their|your) phone number\b.*",
-    rf"{_ACTOR} (?:mudou|alterou) (?:seu|o) n[úu]mero de telefone\b.*",
-    r"Your security code with .+ changed\b.*",
-    r"O c[óo]digo de seguran[çc]a (?:de|com) .+ (?:mudou|foi alterado)\b.*",
-]
-NOTICE = re.compile("(?:" + "|".join(_NOTICES) + r")\Z", re.IGNORECASE | re.DOTALL)
-
-# Attachments: "<attached: NAME>" (iOS), "NAME (file attached)" (Android), in EN and PT; an
-# optional caption follows on the next lines.
+# Attachments: "<attached: NAME>" (iOS, where a document may be preceded by its title and page
+# count, "Resume.pdf • 2 pages <attached: 00000047-Resume.pdf>") and "NAME (file attached)"
+# (Android), in every language below; an optional caption follows on the next lines.
+_ATTACHED_IOS = (
+    "attached|anexado|adjunto|joint|pi[èe]ce jointe|angeh[äa]ngt|Anhang|allegato|bijgevoegd"
+    "|bijlage|прикреплено|вложение"
+)
+_ATTACHED_ANDROID = (
+    "file attached|arquivo anexado|ficheiro anexado|archivo adjunto|fichier joint"
+    "|Datei angeh[äa]ngt|file allegato|bestand bijgevoegd|файл прикреплен|файл добавлен"
+)
 ATTACHED = re.compile(
-    r"(?:<(?:attached|anexado): (?P<ios>[^>\n]+)>"
-    r"|(?P<android>[^\n]+?) \((?:file attached|arquivo anexado)\))"
+    rf"(?:(?:[^\n<\u2022]* \u2022 [^\n<]*)?<(?:{_ATTACHED_IOS}): (?P<ios>[^>\n]+)>"
+    rf"|(?P<android>[^\n]+?) \((?:{_ATTACHED_ANDROID})\))"
     r"(?:\n(?P<caption>.*))?\Z",
-    re.DOTALL,
+    re.DOTALL | re.IGNORECASE,
 )
-# Media the export left out: no file to link.
+# Media the export left out: no file to link. Android writes "<Media omitted>"; iOS names the
+# kind ("image omitted"), which tells the media type, after a document's title and page count
+# as for attachments ("Resume.pdf • 2 pages document omitted").
+_OMITTED_ANY = (
+    "Media omitted|M[íi]dia oculta|M[íi]dia omitida|Multim[ée]dia omitido|Multimedia omitido"
+    "|Archivo omitido|Medien ausgeschlossen|Medien weggelassen|M[ée]dias omis|Fichier omis"
+    "|Media omess[io]|Media weggelaten|Ficheiro n[ãa]o revelado|Без медиафайлов|Файл пропущен"
+)
+_OMITTED_KINDS = {
+    "image": "image|imagem|imagen|Bild|immagine|afbeelding|изображение|sticker|figurinha"
+    "|autocollant|стикер",
+    "video": "video|v[íi]d[ée]o|GIF|видео",
+    "audio": "audio|[áa]udio|ficheiro de [áa]udio|аудио(?:файл)?",
+    "document": "document|documento|Dokument|документ",
+}
+_OMITTED_WORDS = (
+    "omitted|omitid[oa]|ocultad[oa]|omis|omise?|absente?|retir[ée]|weggelassen|ausgeschlossen"
+    "|omess[oa]|esclus[oa]|non inclus[oa]|manquante?|n[ãa]o revelad[oa]|weggelaten|отсутствует"
+    "|пропущен[оа]?|не добавлен"
+)
 OMITTED = re.compile(
-    r"(?:<Media omitted>|<M[íi]dia oculta>|<M[íi]dia omitida>"
-    r"|(?:image|video|audio|sticker|GIF|document) omitted"
-    r"|(?:imagem|v[íi]deo|[áa]udio|figurinha|documento|GIF) (?:ocultad[oa]|omitid[oa]))\Z",
-    re.IGNORECASE,
+    rf"(?:<(?:{_OMITTED_ANY})>"
+    rf"|(?:[^\n<\u2022]* \u2022 [^\n<\u2022]*)?(?P<kind>{'|'.join(_OMITTED_KINDS.values())})"
+    rf" (?:{_OMITTED_WORDS}))"
+    r"(?:\n(?P<caption>.*))?\Z",
+    re.IGNORECASE | re.DOTALL,
 )
+_OMITTED_TYPE = [
+    (re.compile(f"(?:{words})\\Z", re.IGNORECASE), t) for t, words in _OMITTED_KINDS.items()
+]
+# For pyarrow's RE2: text that may be an attachment or omitted media (a closer look decides).
+MAY_BE_MEDIA = "\\(|<|\u2022|" + _OMITTED_WORDS
+
+
+def omitted_type(kind: str | None) -> str | None:
+    """The media type an omitted-media line names ("image omitted": image), if it names one."""
+    if kind is None:
+        return None
+    return next((t for pattern, t in _OMITTED_TYPE if pattern.match(kind)), None)
+
 
 _MEDIA_TYPES = {
     "image": ("jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tif", "tiff"),
@@ -124,6 +126,14 @@ _MEDIA_TYPES = {
     "audio": ("opus", "ogg", "oga", "mp3", "m4a", "aac", "wav", "amr", "flac"),
 }
 _BY_EXTENSION = {ext: kind for kind, exts in _MEDIA_TYPES.items() for ext in exts}
+
+
+# One-line Android forms for pyarrow's RE2, read column by column; `ATTACHED` and `OMITTED`
+# read every other form (captions, iOS) one entry at a time, with the same verdicts.
+ANDROID_ATTACHED_LINE = rf"(?i)^(?P<file>.+?) \((?:{_ATTACHED_ANDROID})\)$"
+OMITTED_LINE = rf"(?i)^<(?:{_OMITTED_ANY})>$"
+EXTENSIONS = tuple(_BY_EXTENSION)
+EXTENSION_TYPES = tuple(_BY_EXTENSION.values())
 
 
 def media_type(filename: str) -> str:

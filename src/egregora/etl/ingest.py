@@ -35,6 +35,7 @@ from egregora.errors import ConfigurationError
 from egregora.etl.archive import Export, MediaFile, open_export
 from egregora.etl.formats import media_type
 from egregora.etl.parse import DateOrder, Entries, parse_export
+from egregora.etl.reread import Rereadings, find_rereadings
 from egregora.pseudonyms import Pseudonyms, thread_slug
 from egregora.runs import RunStore
 from egregora.storage import keys
@@ -51,6 +52,7 @@ class IngestResult:
     chat_name: str  # as the export (or --thread) names it; thread_id is its slug
     messages: int  # entries in the export
     new: int  # written now
+    reread: int  # stored rows an earlier reading got wrong, replaced by this one
     duplicates: int  # already stored
     authors: int
     media: int  # media messages in the export
@@ -67,6 +69,7 @@ class IngestResult:
             "thread_id": self.thread_id,
             "messages": self.messages,
             "new": self.new,
+            "reread": self.reread,
             "duplicates": self.duplicates,
             "authors": self.authors,
             "media": self.media,
@@ -112,7 +115,10 @@ def ingest_export(
     )
     next_seq = int(pc.max(stored["seq"]).as_py()) + 1 if stored.num_rows else 0
     # Ids are unique within an export (identical entries are numbered), so new ones are new rows.
-    fresh = pc.invert(pc.is_in(ids, value_set=stored["event_id"].combine_chunks()))
+    stored_ids = stored["event_id"].combine_chunks()
+    fresh = pc.invert(pc.is_in(ids, value_set=stored_ids))
+    instants = _aware(entries.local_times, zone_name)
+    reread = find_rereadings(store, thread_id, entries, ids, fresh, instants, stored_ids)
     say("reading media")
     label = names.thread(SOURCE, thread_id)
     media_rows, files = _media(store, export, entries, thread_id, label, zone_name, now)
@@ -121,12 +127,16 @@ def ingest_export(
     if runs is not None:
         config = {"tz": zone_name, "thread": thread_id, "date_order": entries.date_order}
         run_id = runs.start("ingest", config, inputs=[path], parent=parent_run)
-    rows = _message_rows(entries, ids, fresh, thread_id, zone_name, next_seq, now, run_id, names)
+    seqs = _places(fresh, next_seq, reread)
+    rows = _message_rows(entries, ids, fresh, thread_id, instants, seqs, now, run_id, names)
     for row in media_rows:
         row["created_by_run"] = run_id
     written = _store_files(folder, files) if folder is not None else []
     try:
         with store.transaction():
+            if len(reread):
+                replaced = reread.replaced
+                store.delete("messages", lambda t: t.event_id.isin(replaced))
             if rows.num_rows:
                 store.write("messages", rows)
             if media_rows:
@@ -142,7 +152,8 @@ def ingest_export(
         thread_id=thread_id,
         chat_name=chat_name,
         messages=len(entries),
-        new=rows.num_rows,
+        new=rows.num_rows - len(reread),
+        reread=len(reread),
         duplicates=len(entries) - rows.num_rows,
         authors=len(pc.unique(entries.authors.drop_null())),
         media=_count(entries.kinds, "media"),
@@ -176,24 +187,22 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
         _KEY_SEPARATOR,
     )
     first = pc.binary_join_element_wise(base, "0", _KEY_SEPARATOR).cast(pa.binary())
-    ids = [_digest(key) for key in first.to_pylist()]
-    if len(set(ids)) < len(ids):  # identical entries: the second one counts 1, and so on
-        seen: dict[str, int] = {}
-        for row, event in enumerate(ids):
-            nth = seen[event] = seen.get(event, -1) + 1
+    blake2b = hashlib.blake2b
+    digests = [blake2b(key, digest_size=16).digest() for key in first.to_pylist()]
+    if len(set(digests)) < len(digests):  # identical entries: the second one counts 1, ...
+        seen: dict[bytes, int] = {}
+        for row, digest in enumerate(digests):
+            nth = seen[digest] = seen.get(digest, -1) + 1
             if nth:
-                ids[row] = _digest(f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode())
+                key = f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode()
+                digests[row] = blake2b(key, digest_size=16).digest()
     # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
-    offsets = pa.array(range(0, 32 * len(ids) + 1, 32), pa.int32()).buffers()[1]
-    data = pa.py_buffer("".join(ids).encode("ascii"))
-    return pa.Array.from_buffers(pa.string(), len(ids), [None, offsets, data])
+    offsets = pa.array(range(0, 32 * len(digests) + 1, 32), pa.int32()).buffers()[1]
+    data = pa.py_buffer(b"".join(digests).hex().encode("ascii"))
+    return pa.Array.from_buffers(pa.string(), len(digests), [None, offsets, data])
 
 
 _KEY_SEPARATOR = "\x1f"
-
-
-def _digest(key: bytes) -> str:
-    return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 def _field(values: pa.Array) -> pa.Array:
@@ -244,18 +253,34 @@ def _aware(naive: pa.Array, zone_name: str) -> pa.Array:
 
 
 # -- rows -----------------------------------------------------------------------------------------
+def _places(fresh: pa.Array, next_seq: int, reread: Rereadings) -> pa.Array:
+    """The ``seq`` of each fresh entry: a re-read row's place, else the next free ones."""
+    count = int(pc.sum(fresh).as_py() or 0)
+    if not len(reread):
+        return pa.array(range(next_seq, next_seq + count), pa.int64())
+    taken = dict(zip(reread.entries, reread.seqs, strict=True))
+    seqs = []
+    for index in pc.indices_nonzero(fresh).to_pylist():
+        if index in taken:
+            seqs.append(taken[index])
+        else:
+            seqs.append(next_seq)
+            next_seq += 1
+    return pa.array(seqs, pa.int64())
+
+
 def _message_rows(
     entries: Entries,
     ids: pa.Array,
     fresh: pa.Array,
     thread_id: str,
-    zone_name: str,
-    first_seq: int,
+    instants: pa.Array,
+    seqs: pa.Array,
     now: datetime,
     run_id: str | None,
     keyed: Pseudonyms,
 ) -> pa.Table:
-    """The rows of the entries ``fresh`` marks, built column by column in Arrow."""
+    """The rows of the entries ``fresh`` marks (in ``seqs`` places), built column by column."""
     authors = entries.authors
     names = pc.unique(authors.drop_null())
     made = [keyed.author(SOURCE, thread_id, n) for n in names.to_pylist()]
@@ -269,10 +294,8 @@ def _message_rows(
             "text": entries.texts,
             "media_filename": entries.media_filenames,
             "media_type": entries.media_types,
-            "attrs": pc.if_else(
-                entries.omitted_media, '{"media_omitted": true}', pa.scalar(None, pa.string())
-            ),
-            "ts": _aware(entries.local_times, zone_name),
+            "media_omitted": entries.omitted_media,
+            "ts": instants,
         }
     )
     rows = every if pc.all(fresh).as_py() else every.filter(fresh)
@@ -282,7 +305,7 @@ def _message_rows(
             "event_id": rows["event_id"],
             "source": pa.array([SOURCE] * n, pa.string()),
             "thread_id": pa.array([thread_id] * n, pa.string()),
-            "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
+            "seq": seqs,
             "ts": rows["ts"],
             "kind": rows["kind"],
             "author_raw": rows["author_raw"],
@@ -290,7 +313,8 @@ def _message_rows(
             "text": rows["text"],
             "media_filename": rows["media_filename"],
             "media_type": rows["media_type"],
-            "attrs": rows["attrs"],
+            "media_omitted": rows["media_omitted"],
+            "attrs": pa.nulls(n, pa.string()),
             "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
             "created_by_run": pa.array([run_id] * n, pa.string()),
         }

@@ -10,6 +10,7 @@ decided from every header at once, never line by line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple
@@ -20,19 +21,33 @@ import pyarrow.compute as pc
 from egregora.errors import ConfigurationError, EgregoraError
 from egregora.etl.archive import utf8_array
 from egregora.etl.formats import (
+    ANDROID_ATTACHED_LINE,
     ATTACHED,
+    CLOSES,
+    EXTENSION_TYPES,
+    EXTENSIONS,
     HEADER,
     IOS_CLOSE,
     IOS_NOTICE,
     MAX_NAME,
-    NOTICE,
+    MAY_BE_MEDIA,
     ODD_CHARACTERS,
     OMITTED,
+    OMITTED_LINE,
     PM,
     TIME_FIRST_HEADER,
     YEAR_FIRST_HEADER,
     clean,
     media_type,
+    omitted_type,
+)
+from egregora.etl.notices import (
+    ENCRYPTION_START,
+    HINT,
+    HINT_PATTERN,
+    NOTICE_WORDS,
+    is_encryption_notice,
+    is_notice,
 )
 
 DateOrder = Literal["dmy", "mdy", "ymd"]
@@ -45,34 +60,19 @@ LAYOUTS: tuple[tuple[str, DateOrder | None], ...] = (
 )
 # The header's groups: open, a, b, year, before, hour, minute, second, ampm.
 Stamp = tuple[str | None, ...]
-Classified = tuple[str, str | None, str | None, str | None, bool]
+Classified = tuple[str, str | None, str | None, str | None, str | None, bool, bool]
 
 # What Python's str.strip() removes (str.isspace); a test checks the list against Python.
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-# A name that holds one of these is read as a notice ("Ana changed the subject from "x: y"").
-_NOTICE_HINT_PATTERN = (
-    r" (?:changed|created|added|removed|turned|deleted|joined|mudou|alterou|criou|adicionou"
-    r"|removeu|ativou|desativou|apagou|entrou) "
-)
-_NOTICE_HINT = re.compile(_NOTICE_HINT_PATTERN, re.IGNORECASE)
-# Every notice holds one of these words (in lower case): a cheap test before the full pattern.
-# (Searched in lowered text: an IGNORECASE alternation is 9x slower in Python's re.)
-_NOTICE_WORD = re.compile(
-    r"encrypt|criptografia|protegidas|created|criou|added|adicionou|removed|removeu|left"
-    r"|saiu|joined|entrou|changed|mudou|alterou|deleted|apagou|admin|disappearing"
-    r"|tempor[áa]rias|security|seguran[çc]a"
-)
-# Text that `_classify` must see: a possible attachment, omitted media, or an iOS notice mark.
-_CLOSER_LOOK = r"\(|omit|ocult|" + IOS_NOTICE
+# Text that `_classify` must see: a possible encryption notice after a name, or a name and a
+# colon with nothing after it (an empty message).
+_SPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"  # for RE2
+_CLOSER_LOOK = ENCRYPTION_START + f"|:{_SPACE}*$"
 _SEPARATOR = ": "  # between the author and the text
 _LARGE = 1 << 31  # Arrow's plain strings hold less than this many bytes per array
-
-
-def _is_notice(text: str) -> bool:
-    return _NOTICE_WORD.search(text.lower()) is not None and NOTICE.match(text) is not None
 
 
 class ExportFormatError(EgregoraError):
@@ -104,7 +104,7 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     """The entries of an export's text (a str, or UTF-8 bytes); ``name`` is for errors only."""
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ConfigurationError(f"--date-order must be dmy or mdy, not {date_order!r}")
-    lines = _lines(text.encode() if isinstance(text, str) else text, name)
+    lines, odd = _lines(text.encode() if isinstance(text, str) else text, name)
     header, fixed = _layout(lines)
     found = pc.extract_regex(lines, header)
     closes = pc.struct_field(found, "close")
@@ -117,8 +117,9 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     fields = found.take(headers)
     order, guessed = (fixed, False) if fixed else _date_order(fields, name, date_order)
     stamps = _stamps(fields, order, name)
-    rests = pc.replace_substring_regex(lines.take(headers), header, "", max_replacements=1)
-    classes = _classify_all(rests, _continuations(lines, is_header, headers))
+    rests = _rests(lines.take(headers), pc.struct_field(fields, "close"))
+    continued = _continuations(lines, is_header, headers)
+    classes = _classify_all(rests, continued, odd.take(headers))
     return Entries(
         local_times=stamps.cast(pa.timestamp("us")),
         stamps=stamps,
@@ -129,8 +130,9 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
 
 
 # -- lines --------------------------------------------------------------------------------------
-def _lines(data: bytes, name: str) -> pa.Array:
-    """The text's lines, cleaned (`clean`): line ends as \\n, no direction marks."""
+def _lines(data: bytes, name: str) -> tuple[pa.Array, pa.Array]:
+    """The text's lines, cleaned (`clean`): line ends as \\n, no direction marks; and which
+    lines were cleaned (only those may hold `IOS_NOTICE`)."""
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     whole = utf8_array(data)
@@ -143,7 +145,7 @@ def _lines(data: bytes, name: str) -> pa.Array:
     if pc.any(odd).as_py():
         cleaned = [clean(line) for line in lines.filter(odd).to_pylist()]
         lines = pc.replace_with_mask(lines, odd, pa.array(cleaned, lines.type))
-    return lines
+    return lines, odd
 
 
 def _layout(lines: pa.Array) -> tuple[str, DateOrder | None]:
@@ -172,6 +174,18 @@ def _check_start(lines: pa.Array, headers: pa.Array, name: str) -> None:
             )
     if not len(headers):  # nothing, or only blank lines and invisible marks
         raise ExportFormatError(f"{name} is empty: there is nothing to ingest")
+
+
+def _rests(header_lines: pa.Array, closes: pa.Array) -> pa.Array:
+    """What follows each header: the line after its first close ("] " or " - "), which no
+    date or time holds; a split is several times cheaper than matching the header again
+    (and a split on the file's one close cheaper than on a pattern)."""
+    used = pc.unique(closes)
+    if len(used) == 1:
+        parts = pc.split_pattern(header_lines, used[0].as_py(), max_splits=1)
+    else:
+        parts = pc.split_pattern_regex(header_lines, CLOSES, max_splits=1)
+    return pc.list_element(parts, 1)
 
 
 def _continuations(lines: pa.Array, is_header: pa.Array, headers: pa.Array) -> dict[int, str]:
@@ -363,12 +377,14 @@ class _Classes(NamedTuple):
     omitted_media: pa.Array
 
 
-def _classify_all(rests: pa.Array, continued: dict[int, str]) -> _Classes:
+def _classify_all(rests: pa.Array, continued: dict[int, str], cleaned: pa.Array) -> _Classes:
     """Kind, author, text and attachment of every entry.
 
-    Most entries are "Name: text" on one line, read here column by column exactly as
-    `_classify` would read them; every other entry (continuation lines, a possible notice,
-    attachment or omitted media, a blank text) is handed to `_classify` itself.
+    Most entries are "Name: text", read here column by column exactly as `_classify` would
+    read them (continuation lines are joined to the text in Python, which is cheap); the
+    entries that may be a notice, an attachment, omitted media or an empty message are
+    handed to `_classify` itself. ``cleaned`` marks the entries whose first line `clean`
+    changed (no other may hold `IOS_NOTICE`).
     """
     # "Name: text": the name is what comes before the first ": " (appended so every row has one).
     split = pc.split_pattern(
@@ -376,32 +392,88 @@ def _classify_all(rests: pa.Array, continued: dict[int, str]) -> _Classes:
     )
     name, after = pc.list_element(split, 0), pc.list_element(split, 1)
     length = pc.utf8_length(name)
+    trimmed = pc.utf8_trim(name, characters=WHITESPACE)
     authored = pc.and_(
-        pc.and_(pc.not_equal(after, ""), pc.greater(length, 0)),
+        pc.and_(pc.not_equal(after, ""), pc.not_equal(trimmed, "")),
         pc.and_(pc.less_equal(length, MAX_NAME), pc.invert(pc.match_substring(name, ":"))),
     )
-    said = pc.utf8_rtrim(pc.utf8_slice_codeunits(after, 0, -len(_SEPARATOR)), characters=WHITESPACE)
+    written = pc.utf8_slice_codeunits(after, 0, -len(_SEPARATOR))  # the text as written
+    said = pc.utf8_rtrim(written, characters=WHITESPACE)
+    marked = pc.and_(authored, pc.starts_with(written, IOS_NOTICE))
+    looks = pc.match_substring_regex(rests, _CLOSER_LOOK, ignore_case=True)
+    hinted = pc.match_substring_regex(name, HINT, ignore_case=True)
+    media = pc.match_substring_regex(said, MAY_BE_MEDIA, ignore_case=True)
     closer = pc.or_(
-        pc.match_substring_regex(rests, _CLOSER_LOOK),
-        pc.and_(
-            authored,
-            pc.or_(
-                pc.or_(pc.starts_with(said, "<"), pc.equal(said, "")),
-                pc.match_substring_regex(name, _NOTICE_HINT_PATTERN, ignore_case=True),
-            ),
+        looks,
+        pc.and_(authored, pc.or_(pc.or_(media, pc.equal(said, "")), hinted)),
+    )
+    # Marked and holding a notice's word (searched in the few marked entries only).
+    notice_like = _on(
+        marked, said, lambda s: pc.match_substring_regex(s, NOTICE_WORDS, ignore_case=True)
+    )
+    closer = pc.or_(closer, notice_like)
+    # iOS's notice mark after a later ": " than the first: a chat name holding ": ".
+    later_mark = _on(
+        pc.and_(cleaned, pc.invert(marked)),
+        rests,
+        lambda r: pc.match_substring(r, _SEPARATOR + IOS_NOTICE),
+    )
+    closer = pc.or_(closer, later_mark)
+    many = pa.array(sorted(continued), pa.int64())
+    is_continued = pc.is_in(pa.array(range(len(rests)), pa.int64()), value_set=many)
+    if continued:
+        closer = pc.or_(closer, pc.and_(marked, is_continued))
+    # One-line Android attachments and omitted media, read here as `_classify` reads them
+    # (without the marks Android puts before them).
+    plain_media = _and_all(
+        authored,
+        media,
+        pc.invert(looks),
+        pc.invert(hinted),
+        pc.invert(is_continued),
+        pc.invert(notice_like),
+        pc.invert(later_mark),
+    )
+    bare = pc.replace_substring(said.filter(plain_media), IOS_NOTICE, "")
+    filenames = _scatter(
+        plain_media,
+        pc.utf8_trim(
+            pc.struct_field(pc.extract_regex(bare, ANDROID_ATTACHED_LINE), "file"),
+            characters=WHITESPACE,
         ),
     )
-    if continued:
-        many = pa.array(sorted(continued), pa.int64())
-        closer = pc.or_(closer, pc.is_in(pa.array(range(len(rests)), pa.int64()), value_set=many))
+    omitted = pc.fill_null(
+        _scatter(plain_media, pc.match_substring_regex(bare, OMITTED_LINE)), False
+    )
+    read_media = pc.or_(pc.is_valid(filenames), omitted)
+    closer = pc.and_(closer, pc.invert(read_media))
     nobody = pa.nulls(len(rests), pa.string())
+    # The text: what was said, but a notice's whole line, and no text for media read here.
+    others = pc.or_(pc.invert(authored), read_media)
+    if pc.any(others).as_py():
+        rows = pc.indices_nonzero(others)
+        whole = pc.utf8_rtrim(rests.take(rows), characters=WHITESPACE)
+        values = pc.if_else(read_media.take(rows), pa.scalar(None, pa.string()), whole)
+        texts = pc.replace_with_mask(said, others, values)
+    else:
+        texts = said
+    if continued:
+        joined = pc.and_(is_continued, pc.invert(closer))
+        texts = _joined(texts, joined, authored, written, rests, continued)
+    with_mark = _on(cleaned, texts, lambda t: pc.match_substring(t, IOS_NOTICE))
+    if pc.any(with_mark).as_py():
+        texts = pc.replace_with_mask(
+            texts, with_mark, pc.replace_substring(texts.filter(with_mark), IOS_NOTICE, "")
+        )
     columns = [
-        pc.if_else(authored, "text", "system"),
-        pc.if_else(authored, pc.utf8_trim(name, characters=WHITESPACE), nobody),
-        pc.if_else(authored, said, pc.utf8_rtrim(rests, characters=WHITESPACE)),
-        nobody,  # media filenames
-        nobody,  # media types
-        pc.fill_null(pa.nulls(len(rests), pa.bool_()), False),  # media omitted
+        pc.if_else(read_media, "media", pc.if_else(authored, "text", "system")),
+        pc.if_else(authored, trimmed, nobody),
+        texts,
+        filenames,
+        _media_types(filenames),
+        omitted,
+        # marked as a notice, but read as a message
+        _and_all(marked, pc.invert(closer), pc.invert(read_media)),
     ]
     rows = pc.indices_nonzero(closer)
     if len(rows):
@@ -409,42 +481,127 @@ def _classify_all(rests: pa.Array, continued: dict[int, str]) -> _Classes:
             _classify((rest + continued.get(row, "")).rstrip())
             for row, rest in zip(rows.to_pylist(), rests.take(rows).to_pylist(), strict=True)
         ]
-        kinds, authors, texts, filenames, omitted = (list(c) for c in zip(*looked, strict=True))
-        types = [None if f is None else media_type(f) for f in filenames]
         columns = [
             pc.replace_with_mask(column, closer, pa.array(values, column.type))
-            for column, values in zip(
-                columns, (kinds, authors, texts, filenames, types, omitted), strict=True
-            )
+            for column, values in zip(columns, zip(*looked, strict=True), strict=True)
         ]
-    return _Classes(*columns)
+    *classes, marked_read = columns
+    if pc.any(marked_read).as_py():
+        classes = _unheard(classes, marked_read)
+    return _Classes(*classes)
+
+
+def _scatter(mask: pa.Array, values: pa.Array) -> pa.Array:
+    """``values`` (one per true row of ``mask``) in those rows, NULL elsewhere."""
+    return pc.replace_with_mask(pa.nulls(len(mask), values.type), mask, values)
+
+
+def _on(mask: pa.Array, values: pa.Array, test: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``test`` of the rows ``mask`` selects, false elsewhere (for tests of few rows)."""
+    if not pc.any(mask).as_py():
+        return pc.fill_null(pa.nulls(len(mask), pa.bool_()), False)
+    return pc.fill_null(_scatter(mask, test(values.filter(mask))), False)
+
+
+def _and_all(*masks: pa.Array) -> pa.Array:
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.and_(result, mask)
+    return result
+
+
+def _media_types(filenames: pa.Array) -> pa.Array:
+    """`media_type` of each file name, column by column (NULL for no file)."""
+    extensions = pc.utf8_lower(
+        pc.struct_field(pc.extract_regex(filenames, r"\.(?P<e>[^.]*)$"), "e")
+    )
+    known = pc.index_in(extensions, value_set=pa.array(EXTENSIONS, pa.string()))
+    types = pc.fill_null(pa.array(EXTENSION_TYPES, pa.string()).take(known), "document")
+    return pc.if_else(pc.is_valid(filenames), types, pa.scalar(None, pa.string()))
+
+
+def _joined(
+    texts: pa.Array,
+    rows: pa.Array,
+    authored: pa.Array,
+    written: pa.Array,
+    rests: pa.Array,
+    continued: dict[int, str],
+) -> pa.Array:
+    """``texts`` where ``rows`` holds replaced by the first line as written (the text, or a
+    notice's whole line) and the entry's continuation lines, trailing whitespace and
+    `IOS_NOTICE` removed."""
+    where = pc.indices_nonzero(rows)
+    if not len(where):
+        return texts
+    first = pc.if_else(authored.take(where), written.take(where), rests.take(where))
+    whole = [
+        (line + continued[row]).rstrip().replace(IOS_NOTICE, "")
+        for row, line in zip(where.to_pylist(), first.to_pylist(), strict=True)
+    ]
+    return pc.replace_with_mask(texts, rows, pa.array(whole, pa.string()))
+
+
+def _unheard(columns: list[pa.Array], marked: pa.Array) -> list[pa.Array]:
+    """Entries marked as notices (iOS) from a name that never says anything unmarked are
+    notices in a language the patterns do not know: that name is the chat's, not a member's."""
+    kinds, authors, texts, *rest = columns
+    spoke = pc.unique(authors.filter(pc.and_(pc.invert(marked), pc.not_equal(kinds, "system"))))
+    suspects = pc.unique(authors.filter(marked))
+    chat = suspects.filter(pc.invert(pc.is_in(suspects, value_set=spoke)))
+    if not len(chat):
+        return columns
+    notices = pc.and_(marked, pc.is_in(authors, value_set=chat))
+    kinds = pc.if_else(notices, "system", kinds)
+    authors = pc.if_else(notices, pa.scalar(None, pa.string()), authors)
+    return [kinds, authors, texts, *rest]
 
 
 def _classify(rest: str) -> Classified:
-    """(kind, author, text, media filename, media omitted) of one entry's text."""
+    """(kind, author, text, media filename, media type, media omitted, marked) of one entry's
+    text; ``marked``: an iOS notice mark on what still reads as a message."""
     split = rest.find(_SEPARATOR)
+    if split < 0 and rest.endswith(":") and _is_name(rest[:-1]):
+        return "text", rest[:-1].strip(), None, None, None, False, False  # nothing said
+    mark = rest.find(_SEPARATOR + IOS_NOTICE)
+    if mark > split >= 0 and mark <= MAX_NAME and "\n" not in rest[:mark]:
+        # iOS writes the chat's name before a notice, and that name may hold ": " itself.
+        notice = _plain(rest[mark + len(_SEPARATOR) :])
+        if is_notice(notice) or is_encryption_notice(notice):
+            return _notice(notice)
     author = rest[:split] if 0 < split <= MAX_NAME else ""
-    if not author or ":" in author or "\n" in author:
-        return "system", None, _plain(rest), None, False
-    if " " in author and _NOTICE_HINT.search(author) and _is_notice(_plain(rest)):
-        return "system", None, _plain(rest), None, False
+    if not _is_name(author):
+        return _notice(rest)
+    if " " in author and HINT_PATTERN.search(author) and is_notice(_plain(rest)):
+        return _notice(rest)
     text = rest[split + 2 :]
-    if text[:1] == IOS_NOTICE:
-        text = _plain(text)
-        if _is_notice(text):
-            return "system", None, text, None, False
-    elif IOS_NOTICE in text:
-        text = _plain(text)
+    marked = text[:1] == IOS_NOTICE
+    text = _plain(text)
+    if is_encryption_notice(text) or (marked and is_notice(text)):
+        return _notice(text)  # whatever name came before it: the chat's or a person's
     author = author.strip()
-    head = text[:1]
-    if head == "<" or "(" in text:
+    if "<" in text or "(" in text:
         attached = ATTACHED.match(text)
         if attached is not None:
             filename = (attached.group("ios") or attached.group("android")).strip()
-            return "media", author, attached.group("caption") or None, filename, False
-    if (head == "<" or "omit" in text or "ocult" in text) and OMITTED.match(text):
-        return "text", author, None, None, True
-    return "text", author, text, None, False
+            caption = attached.group("caption") or None
+            return "media", author, caption, filename, media_type(filename), False, False
+    omitted = OMITTED.match(text)
+    if omitted is not None:
+        kind = omitted_type(omitted.group("kind"))
+        return "media", author, omitted.group("caption") or None, None, kind, True, False
+    return "text", author, text, None, None, False, marked
+
+
+def _is_name(name: str) -> bool:
+    """Whether ``name`` can be the name before "Name: text"."""
+    return (
+        0 < len(name) <= MAX_NAME and ":" not in name and "\n" not in name and not (name.isspace())
+    )
+
+
+def _notice(text: str) -> Classified:
+    return "system", None, _plain(text), None, None, False, False
 
 
 def _plain(text: str) -> str:

@@ -29,6 +29,11 @@ class MigrationContext:
     migration_id: str
     before: Catalog
     after: Catalog
+    # The tables' columns as the operations done so far left them (a rebuild copies those).
+    current: Catalog = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self.before
 
     @property
     def dialect(self) -> str:
@@ -44,6 +49,8 @@ class MigrationContext:
         """Refuse (naming example keys) when existing rows break a rule about to be added."""
         if self.executor.dry_run and table not in existing_tables(self.executor):
             return  # planned in this dry run, so it holds no rows yet
+        if self.executor.dry_run and set(rule.columns) - set(self.before[table].column_names):
+            return  # reads a column this dry run only planned to add
         decl = self.after[table]
         where = sql.breaking(rule)
         keys = list(decl.primary_key)
@@ -67,6 +74,21 @@ class MigrationContext:
             self.executor.execute(sql.add_check(table, rule, "postgres"))
         else:
             self.rebuild(table)
+
+    def replace_check(self, table: str, rule: Rule) -> None:
+        """Swap the CHECK of ``rule``'s name for ``rule``."""
+        if self.executor.dialect == "postgres":
+            self.executor.execute(sql.drop_constraint(table, rule.name, "postgres"))
+            self.executor.execute(sql.add_check(table, rule, "postgres"))
+        else:
+            self.rebuild(table)
+
+    def update_rows(self, table: str, values: tuple[tuple[str, str], ...], where: str) -> None:
+        if self.executor.dry_run and table not in existing_tables(self.executor):
+            return  # planned in this dry run, so it holds no rows yet
+        parsed = [(c, sqlglot.parse_one(text, read="duckdb")) for c, text in values]
+        condition = sqlglot.parse_one(where, read="duckdb")
+        self.executor.execute(sql.update_where(table, parsed, condition, self.executor.dialect))
 
     def drop_unique(self, table: str, name: str) -> None:
         if self.executor.dialect == "postgres":
@@ -108,12 +130,14 @@ class MigrationContext:
                     self.executor.execute(fill)
 
         if dialect == "postgres":
+            self.current = replace_table(self.current, decl)
             add_and_fill(table)
             for spec in specs:
                 if not spec.nullable:
                     self.executor.execute(sql.set_not_null(table, spec.name, dialect))
+            replaced = {r.name for r in self.before[table].rules}  # by a ReplaceRule
             for rule in decl.rules:
-                if set(columns) & set(rule.columns):
+                if set(columns) & set(rule.columns) and rule.name not in replaced:
                     self.executor.execute(sql.add_check(table, rule, dialect))
             return
 
@@ -122,9 +146,10 @@ class MigrationContext:
                 add_and_fill(aside)
 
         # The rows are copied aside with the new columns filled, so they are refilled with them.
-        source = replace_table(self.before, decl)
+        source = replace_table(self.current, decl)
         label = self.migration_id
         rebuild_family(self.executor, source, self.after, table, label=label, patch=patch)
+        self.current = source
 
     def _has_rows(self, table: str) -> bool:
         if self.executor.dry_run and table not in existing_tables(self.executor):
@@ -133,4 +158,4 @@ class MigrationContext:
 
     def rebuild(self, table: str) -> None:
         """Recreate ``table`` at its new declaration, keeping its rows and its dependants."""
-        rebuild_family(self.executor, self.before, self.after, table, label=self.migration_id)
+        rebuild_family(self.executor, self.current, self.after, table, label=self.migration_id)

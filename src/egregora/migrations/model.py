@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from egregora.schema.model import Catalog, Table, Unique
+from egregora.schema.rules import Rule
 
 if TYPE_CHECKING:
     from egregora.migrations.context import MigrationContext
@@ -146,6 +147,50 @@ class DropUnique(Operation):
 
     def describe(self) -> str:
         return f"drop unique {self.unique.name} from {self.table}"
+
+
+@dataclass(frozen=True)
+class ReplaceRule(Operation):
+    """Replace a CHECK rule by the catalog's rule of the same name; ``old`` is the rule as it
+    was declared before. Existing rows must satisfy the new rule."""
+
+    table: str
+    old: Rule
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        if not any(r.name == self.old.name for r in table.checks):
+            raise ValueError(f"{self.table} declares no rule {self.old.name!r} in its checks")
+        checks = tuple(self.old if r.name == self.old.name else r for r in table.checks)
+        return replace_table(catalog, dataclasses.replace(table, checks=checks))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        rule = next(r for r in ctx.after[self.table].checks if r.name == self.old.name)
+        ctx.require_rows_satisfy(self.table, rule)
+        ctx.replace_check(self.table, rule)
+
+    def describe(self) -> str:
+        return f"replace rule {self.old.name} of {self.table}"
+
+
+@dataclass(frozen=True)
+class UpdateRows(Operation):
+    """Change existing rows' values (the schema stays): ``values`` maps a column to one SQL
+    expression over the row, applied where the SQL condition ``where`` holds."""
+
+    table: str
+    values: tuple[tuple[str, str], ...]
+    where: str
+    why: str
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        return catalog
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.update_rows(self.table, self.values, self.where)
+
+    def describe(self) -> str:
+        return f"update {self.table}: {self.why}"
 
 
 @dataclass(frozen=True)

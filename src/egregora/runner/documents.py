@@ -22,8 +22,9 @@ from egregora.runner.writer import PostDraft, Writer, links
 
 KINDS = ("text", "media", "system")
 # How documents are made. Documents of an older recipe are made again by the next run: the
-# first ones printed notices and names as written, and took the thread's name into ids.
-RECIPE = 2
+# first ones printed notices and names as written, and took the thread's name into ids; the
+# second counted omitted media as text messages.
+RECIPE = 3
 
 
 def journal_id(label: str, window: Window) -> str:
@@ -69,7 +70,7 @@ def journal_row(
     shared = list(dict.fromkeys(link for m in messages for link in links(m.text)))
     files = list(dict.fromkeys(m.media_filename for m in messages if m.media_filename))
     linked = [media[f] for f in files if f in media]
-    omitted = sum(1 for m in messages if m.kind == "text" and m.text is None)
+    omitted = sum(1 for m in messages if m.kind == "media" and m.media_filename is None)
     title = f"Journal: {_window_title(window, tz)}"
     summary = (
         f"{plural(len(messages), 'message')} ({kinds['text']} text, {kinds['media']} media, "

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from egregora.errors import MigrationError
 from egregora.migrations.keyed import MessageRow, RekeyResult, rekey
 from egregora.pseudonyms import Pseudonyms, key_from_env, new_key
 from egregora.runner.people import People
-from egregora.storage.setup import open_executor
+from egregora.storage.setup import database_status, open_executor
 from egregora.storage.url import DatabaseURL
 
 
 def rekey_database(url: DatabaseURL, key: bytes | None = None) -> RekeyResult:
     """Give the database at ``url`` the key ``key`` (else ``EGREGORA_PSEUDONYM_KEY``, else a
     new random one), rewriting every stored pseudonym: all of it, or nothing."""
+    pending = database_status(url).pending
+    if pending:
+        raise MigrationError(
+            f"{url} is not at the latest schema ({', '.join(pending)} not applied): run "
+            "`egregora db migrate` first, then rekey"
+        )
     given = key if key is not None else key_from_env()
     chosen = given if given is not None else new_key()
     origin = "given" if given is not None else "generated"

@@ -178,30 +178,39 @@ class Ordered(Rule):
 
 @dataclass(frozen=True)
 class RequiredWhen(Rule):
-    """When ``column`` equals ``equals``, every column in ``required`` is set."""
+    """When ``column`` equals ``equals``, every column in ``required`` is set, unless the
+    boolean column ``unless`` is true (which should be NOT NULL: NULL would excuse the row)."""
 
     column: str
     equals: Scalar
     required: tuple[str, ...]
+    unless: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.column, *self.required)
+        return (self.column, *self.required, *([self.unless] if self.unless else []))
 
     def sql(self) -> exp.Expr:
         other = exp.NEQ(this=_col(self.column), expression=exp.convert(self.equals))
-        return _or([other, _and([_not_null(c) for c in self.required])])
+        excused = [_col(self.unless)] if self.unless else []
+        return _or([other, _and([_not_null(c) for c in self.required]), *excused])
 
     def predicate(self, table: ir.Table) -> ir.BooleanValue:
         present = _all([table[c].notnull() for c in self.required])
         result: ir.BooleanValue = (table[self.column] != self.equals) | present
+        if self.unless:
+            result = result | table[self.unless]
         return result
 
     def holds(self, row: dict[str, Any]) -> bool:
         value = row.get(self.column)
-        if value is None or value != self.equals:
-            return True
-        return all(row.get(c) is not None for c in self.required)
+        other = None if value is None else value != self.equals
+        present = all(row.get(c) is not None for c in self.required)
+        excused: list[bool | None] = []
+        if self.unless:
+            flag = row.get(self.unless)
+            excused = [None if flag is None else bool(flag)]
+        return _or3([other, present, *excused]) is not False
 
 
 @dataclass(frozen=True)
