@@ -22,6 +22,7 @@ import json
 import mimetypes
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -189,13 +190,16 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
     first = pc.binary_join_element_wise(base, "0", _KEY_SEPARATOR).cast(pa.binary())
     blake2b = hashlib.blake2b
     digests = [blake2b(key, digest_size=16).digest() for key in first.to_pylist()]
-    if len(set(digests)) < len(digests):  # identical entries: the second one counts 1, ...
+    counts = Counter(digests)
+    if len(counts) < len(digests):  # identical entries: the second one counts 1, and so on
+        repeated = {digest for digest, count in counts.items() if count > 1}
         seen: dict[bytes, int] = {}
         for row, digest in enumerate(digests):
-            nth = seen[digest] = seen.get(digest, -1) + 1
-            if nth:
-                key = f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode()
-                digests[row] = blake2b(key, digest_size=16).digest()
+            if digest in repeated:
+                nth = seen[digest] = seen.get(digest, -1) + 1
+                if nth:
+                    key = f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode()
+                    digests[row] = blake2b(key, digest_size=16).digest()
     # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
     offsets = pa.array(range(0, 32 * len(digests) + 1, 32), pa.int32()).buffers()[1]
     data = pa.py_buffer(b"".join(digests).hex().encode("ascii"))
