@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 
+from egregora.etl import parse_export
 from egregora.etl.notices import is_notice
 from egregora.storage import Storage
 from tests import test_etl
@@ -570,7 +571,29 @@ WORDINGS = [
     "Seu código de segurança com Bia Costa mudou. Toque para saber mais.",
     "U bent nu beheerder",
     "Anke de Vries heeft berichten met vervaldatum uitgeschakeld.",
+    "Lucía Gómez agregó a Pablo Ruiz",  # Latin-American Spanish
+    'Alterou o assunto de "Jantar" para "Jantar: sábado"',  # the exporter's own, in Portugal
 ]
+
+
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        # A subject holding ": " does not make its first words a name.
+        ('Alterou o assunto de "Jantar" para "Jantar: sábado"', "system"),
+        ('Mudaste o nome do grupo para "Praia: agosto"', "system"),
+        # An iOS document's title alone before its attachment, as some phones write it.
+        (f"Ana Sousa: {LRM}Notes.txt {LRM}<attached: 00000001-Notes.txt>", "media"),
+    ],
+)
+def test_lines_of_every_shape_read_whole(line: str, read: str) -> None:
+    entries = parse_export(f"[14/03/2024, 10:00:00] {line}\n", name="line.txt")
+    assert entries.kinds.to_pylist() == [read]
+    if read == "media":
+        assert entries.media_filenames.to_pylist() == ["00000001-Notes.txt"]
+        assert entries.texts.to_pylist() == [None]
+    else:
+        assert entries.authors.to_pylist() == [None]
 
 
 @pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n.startswith(("system_", "enc"))))

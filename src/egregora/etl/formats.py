@@ -63,7 +63,8 @@ ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}{IOS_NOTICE}]"
 MAX_NAME = 100  # "Name: text": a name has no colon or line break, and is not longer than this
 
 # Attachments: "<attached: NAME>" (iOS, where a document may be preceded by its title and page
-# count, "Resume.pdf • 2 pages <attached: 00000047-Resume.pdf>") and "NAME (file attached)"
+# count, "Resume.pdf • 2 pages <attached: 00000047-Resume.pdf>", or its title alone) and
+# "NAME (file attached)"
 # (Android), in every language below; an optional caption follows on the next lines.
 _ATTACHED_IOS = (
     "attached|anexado|adjunto|joint|pi[èe]ce jointe|angeh[äa]ngt|Anhang|allegato|bijgevoegd"
@@ -74,7 +75,7 @@ _ATTACHED_ANDROID = (
     "|Datei angeh[äa]ngt|file allegato|bestand bijgevoegd|файл прикреплен|файл добавлен"
 )
 ATTACHED = re.compile(
-    rf"(?:(?:[^\n<\u2022]* \u2022 [^\n<]*)?<(?:{_ATTACHED_IOS}): (?P<ios>[^>\n]+)>"
+    rf"(?:(?:[^\n<]* )?<(?:{_ATTACHED_IOS}): (?P<ios>[^>\n]+)>"
     rf"|(?P<android>[^\n]+?) \((?:{_ATTACHED_ANDROID})\))"
     r"(?:\n(?P<caption>.*))?\Z",
     re.DOTALL | re.IGNORECASE,

@@ -72,6 +72,9 @@ PORTUGUESE = Language(
         r"As mensagens tempor[áa]rias foram (?:ativadas|desativadas)\b.*",
         r"(?:O )?(?:seu |teu )?c[óo]digo de seguran[çc]a (?:partilhado |compartilhado )?"
         r"(?:de|com) .+ (?:mudou|foi alterado)\b.*",
+        # the exporter's own changes, with no actor before them
+        r"(?:Voc[êe] )?(?:mudou|alterou|mudaste|alteraste) o (?:assunto|nome do grupo)\b.*",
+        r"(?:Voc[êe] )?(?:criou|criaste) (?:o grupo|este grupo)\b.*",
     ),
     acts=(
         r"criou (?:o grupo|este grupo)\b.*",
@@ -91,7 +94,7 @@ PORTUGUESE = Language(
     words=(
         "criptografia", "encriptadas", "protegidas", "admin", "tempor", "seguran", "criou",
         "adicionou", "removeu", "saiu", "entrou", "mudou", "alterou", "apagou", "eliminou",
-        "ativou",
+        "ativou", "mudaste", "alteraste", "criaste",
     ),
 )  # fmt: skip
 
@@ -111,7 +114,7 @@ SPANISH = Language(
     ),
     acts=(
         r"cre[óo] (?:el grupo|este grupo)\b.*",
-        r"a[ñn]adi[óo] a .+",
+        r"(?:a[ñn]adi[óo]|agreg[óo]) a .+",
         r"te a[ñn]adi[óo]",
         r"elimin[óo] a .+",
         r"sali[óo](?: del grupo)?",
@@ -124,6 +127,7 @@ SPANISH = Language(
     ),
     words=(
         "cifrados", "protegidos", "admin", "seguridad", "temporales", "cre", "añadi", "anadi",
+        "agreg",
         "elimin", "sali", "uni", "cambi",
     ),
 )  # fmt: skip
@@ -321,7 +325,8 @@ _WORDS = re.compile(NOTICE_WORDS)
 # first ": " is then no name.
 HINT = (
     r"(?:^| )(?:changed|created|added|removed|turned|deleted|joined|mudou|alterou|criou"
-    r"|adicionou|removeu|ativou|desativou|apagou|entrou|cambi[óo]|cre[óo]|a[ñn]adi[óo]"
+    r"|adicionou|removeu|ativou|desativou|apagou|entrou|mudaste|alteraste|cambi[óo]|cre[óo]"
+    r"|a[ñn]adi[óo]"
     r"|elimin[óo]|creaste|cambiaste|a|avez|hat|hast|ha|hai|heeft|hebt|изменил\S*|создал\S*"
     r"|добавил\S*) "
 )
