@@ -119,7 +119,7 @@ def ingest_export(
     stored_ids = stored["event_id"].combine_chunks()
     fresh = pc.invert(pc.is_in(ids, value_set=stored_ids))
     instants = _aware(entries.local_times, zone_name)
-    reread = find_rereadings(store, thread_id, entries, ids, fresh, instants, stored_ids)
+    reread = find_rereadings(store, SOURCE, thread_id, entries, ids, fresh, instants, stored_ids)
     say("reading media")
     label = names.thread(SOURCE, thread_id)
     media_rows, files = _media(store, export, entries, thread_id, label, zone_name, now)

@@ -19,8 +19,6 @@ import pyarrow.compute as pc
 from egregora.etl.parse import Entries
 from egregora.storage.store import Storage
 
-SOURCE = "whatsapp"
-
 
 @dataclass(frozen=True)
 class Rereadings:
@@ -39,6 +37,7 @@ NONE = Rereadings([], [], [])
 
 def find_rereadings(
     store: Storage,
+    source: str,
     thread_id: str,
     entries: Entries,
     ids: pa.Array,
@@ -58,7 +57,7 @@ def find_rereadings(
     when = instants.filter(fresh)
     messages = store.table("messages")
     nearby = messages.filter(
-        (messages.source == SOURCE)
+        (messages.source == source)
         & (messages.thread_id == thread_id)
         & messages.ts.between(pc.min(when).as_py(), pc.max(when).as_py())
     ).select("event_id", "seq", "ts", "author_raw", "text", "media_filename")
