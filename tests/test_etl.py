@@ -798,6 +798,34 @@ def test_identical_messages_in_one_minute_are_distinct_rows(store: Storage, tmp_
     assert _count(store, "messages") == 4
 
 
+def test_event_ids_keep_the_formula_stored_databases_hold(store: Storage, tmp_path: Path) -> None:
+    """Ids already stored must stay reachable: the key and hash are fixed, repeats numbered."""
+    path = tmp_path / "oks.txt"
+    path.write_text(
+        "14/03/2024, 18:02 - Caio Lima: ok\n"
+        "14/03/2024, 18:02 - Caio Lima: ok\n"
+        "14/03/2024, 18:03 - Caio Lima: <Media omitted>\n"
+        "14/03/2024, 18:02 - Caio Lima: ok\n"
+        "14/03/2024, 18:04 - Bia Costa added Caio Lima\n",
+        encoding="utf-8",
+    )
+    _ingest(store, path, thread="Oks")
+
+    def expected(stamp: str, author: str, text: str, nth: int) -> str:
+        key = "\x1f".join(
+            ["whatsapp", "oks", f"2024-03-14T{stamp}:00", author, text, "-", str(nth)]
+        )
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+    assert [r["event_id"] for r in _rows(store, order="seq")] == [
+        expected("18:02", "+Caio Lima", "+ok", 0),
+        expected("18:02", "+Caio Lima", "+ok", 1),
+        expected("18:03", "+Caio Lima", "-", 0),
+        expected("18:02", "+Caio Lima", "+ok", 2),
+        expected("18:04", "-", "+Bia Costa added Caio Lima", 0),
+    ]
+
+
 # -- runs -----------------------------------------------------------------------------------------
 def test_an_ingest_is_a_run_and_its_rows_name_it(store: Storage) -> None:
     _ingest(store, FIXTURES / "multiline.txt")

@@ -17,12 +17,12 @@ then fails are removed again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import mimetypes
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,32 +178,56 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
     An id hashes the thread, the local time as written, the author, the text, the attachment,
     and how many identical entries came before it in the export (usually none).
     """
-    base = pc.binary_join_element_wise(
+    # Every key first ends in "0" (no identical entry before it); repeats are renumbered below.
+    keys = pc.binary_join_element_wise(
         SOURCE,
         thread_id,
         entries.stamps,
         _field(entries.authors),
         _field(entries.texts),
         _field(entries.media_filenames),
+        "0",
         _KEY_SEPARATOR,
-    )
-    first = pc.binary_join_element_wise(base, "0", _KEY_SEPARATOR).cast(pa.binary())
-    blake2b = hashlib.blake2b
-    digests = [blake2b(key, digest_size=16).digest() for key in first.to_pylist()]
-    counts = Counter(digests)
-    if len(counts) < len(digests):  # identical entries: the second one counts 1, and so on
-        repeated = {digest for digest, count in counts.items() if count > 1}
-        seen: dict[bytes, int] = {}
-        for row, digest in enumerate(digests):
-            if digest in repeated:
-                nth = seen[digest] = seen.get(digest, -1) + 1
-                if nth:
-                    key = f"{base[row].as_py()}{_KEY_SEPARATOR}{nth}".encode()
-                    digests[row] = blake2b(key, digest_size=16).digest()
+    ).cast(pa.binary())
+    listed = keys.to_pylist()
+    digests = [digest.digest() for digest in map(_blake2b_128, listed)]
+    buffer = b"".join(digests)
+    repeats = _repeats(buffer, len(digests))
+    for row, nth in repeats:  # the second identical entry counts 1, and so on
+        digests[row] = _blake2b_128(listed[row][:-1] + str(nth).encode()).digest()
+    if repeats:
+        buffer = b"".join(digests)
     # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
-    offsets = pa.array(range(0, 32 * len(digests) + 1, 32), pa.int32()).buffers()[1]
-    data = pa.py_buffer(b"".join(digests).hex().encode("ascii"))
+    offsets = pc.multiply(_counting(len(digests) + 1, 0), 32).cast(pa.int32()).buffers()[1]
+    data = pa.py_buffer(buffer.hex().encode("ascii"))
     return pa.Array.from_buffers(pa.string(), len(digests), [None, offsets, data])
+
+
+_blake2b_128 = functools.partial(hashlib.blake2b, digest_size=16)
+
+
+def _repeats(digests: bytes, count: int) -> list[tuple[int, int]]:
+    """(row, nth) of each digest met before: its nth repeat (1, 2, ...), in row order."""
+    fixed = pa.Array.from_buffers(pa.binary(16), count, [None, pa.py_buffer(digests)])
+    # Dictionary indices number the digests in order of first appearance, so a row repeats an
+    # earlier one when its index is not above every index of the rows before it.
+    indices = fixed.dictionary_encode().indices
+    before = pa.concat_arrays(
+        [pa.array([-1], indices.type), pc.cumulative_max(indices).slice(0, max(count - 1, 0))]
+    )
+    again = pc.indices_nonzero(pc.less_equal(indices, before))
+    seen: dict[int, int] = {}
+    repeats = []
+    for row, index in zip(again.to_pylist(), indices.take(again).to_pylist(), strict=True):
+        nth = seen[index] = seen.get(index, 0) + 1
+        repeats.append((row, nth))
+    return repeats
+
+
+def _counting(count: int, start: int) -> pa.Array:
+    """start, start + 1, ... (``count`` int64 values), built in Arrow, not from a Python range."""
+    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
+    return pc.add(pc.cumulative_sum(ones), start - 1)
 
 
 _KEY_SEPARATOR = "\x1f"
@@ -261,7 +285,7 @@ def _places(fresh: pa.Array, next_seq: int, reread: Rereadings) -> pa.Array:
     """The ``seq`` of each fresh entry: a re-read row's place, else the next free ones."""
     count = int(pc.sum(fresh).as_py() or 0)
     if not len(reread):
-        return pa.array(range(next_seq, next_seq + count), pa.int64())
+        return _counting(count, next_seq)
     taken = dict(zip(reread.entries, reread.seqs, strict=True))
     seqs = []
     for index in pc.indices_nonzero(fresh).to_pylist():
@@ -307,8 +331,8 @@ def _message_rows(
     return pa.table(
         {
             "event_id": rows["event_id"],
-            "source": pa.array([SOURCE] * n, pa.string()),
-            "thread_id": pa.array([thread_id] * n, pa.string()),
+            "source": pa.repeat(SOURCE, n),
+            "thread_id": pa.repeat(thread_id, n),
             "seq": seqs,
             "ts": rows["ts"],
             "kind": rows["kind"],
@@ -319,10 +343,16 @@ def _message_rows(
             "media_type": rows["media_type"],
             "media_omitted": rows["media_omitted"],
             "attrs": pa.nulls(n, pa.string()),
-            "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-            "created_by_run": pa.array([run_id] * n, pa.string()),
+            "ingested_at": _repeated_instant(now, n),
+            "created_by_run": pa.repeat(pa.scalar(run_id, pa.string()), n),
         }
     )
+
+
+def _repeated_instant(at: datetime, count: int) -> pa.Array:
+    """``at`` ``count`` times; repeating the timestamp scalar itself is 50 times slower."""
+    utc = pa.timestamp("us", tz="UTC")
+    return pa.repeat(pa.scalar(at, utc).cast(pa.int64()), count).cast(utc)
 
 
 @dataclass(frozen=True)

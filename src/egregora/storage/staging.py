@@ -1,4 +1,8 @@
-"""Turn what a caller hands to ``write`` into a temporary table with the catalog's column types.
+"""Turn what a caller hands to ``write`` into a temporary relation with the catalog's column types.
+
+An append reads the batch where it lies: a temporary view casting the registered Arrow data, so
+a million rows are not copied once more before they are inserted. An upsert prunes its batch
+(rows identical to stored ones are dropped), so it gets a temporary table it can delete from.
 
 Accepted inputs: an Ibis table expression, a pyarrow Table, a pandas DataFrame, a list of dicts.
 Casts done here (and documented in the README): any numeric or text value that converts to the
@@ -34,10 +38,11 @@ _names = itertools.count()
 
 @dataclass(frozen=True)
 class Staged:
-    """A temporary table holding the batch, typed like the catalog table."""
+    """A temporary view or table holding the batch, typed like the catalog table."""
 
     name: str
     rows: int
+    source: str | None = None  # the registered Arrow data a view reads, unregistered by drop
 
 
 def to_arrow(data: Any, table: Table | None = None) -> pa.Table:
@@ -158,12 +163,13 @@ def _same_type(source: pa.DataType, column: Column) -> bool:
 
 
 def stage(
-    con: duckdb.DuckDBPyConnection, table: Table, data: pa.Table
+    con: duckdb.DuckDBPyConnection, table: Table, data: pa.Table, *, editable: bool = False
 ) -> tuple[Staged, list[RuleFailure]]:
-    """Register ``data``, cast it to ``table``'s types into a temporary table.
+    """Register ``data`` and cast it to ``table``'s types: a temporary view over it, or with
+    ``editable`` a temporary table (a copy rows can be deleted from). ``drop`` removes either.
 
-    Returns the staged table and the failures of shape or type found on the way (the staged
-    table is still made, so the contract can add its own findings to the same report).
+    Returns the staged relation and the failures of shape or type found on the way (it is still
+    made, so the contract can add its own findings to the same report).
     """
     failures: list[RuleFailure] = []
     source = f"_egregora_in_{next(_names)}"
@@ -220,14 +226,18 @@ def stage(
         failures += _lost_values(con, table, source, data.column_names, checks)
         create = exp.Create(
             this=table_ref(staged),
-            kind="TABLE",
+            kind="TABLE" if editable else "VIEW",
             expression=exp.select(*selects).from_(table_ref(source)),
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         )
         con.execute(create.sql(dialect="duckdb"))
-    finally:
+    except BaseException:
         con.unregister(source)
-    return Staged(staged, data.num_rows), failures
+        raise
+    if editable:
+        con.unregister(source)
+        return Staged(staged, data.num_rows), failures
+    return Staged(staged, data.num_rows, source), failures
 
 
 def _lost_values(
@@ -277,4 +287,7 @@ def refuse(table: Table, rows: int, failures: list[RuleFailure]) -> None:
 
 
 def drop(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
-    con.execute(exp.Drop(this=table_ref(staged.name), kind="TABLE", exists=True).sql("duckdb"))
+    kind = "TABLE" if staged.source is None else "VIEW"
+    con.execute(exp.Drop(this=table_ref(staged.name), kind=kind, exists=True).sql("duckdb"))
+    if staged.source is not None:
+        con.unregister(staged.source)

@@ -210,7 +210,7 @@ class Storage:
                 return 0  # an empty list: nothing to write
             self._refuse_read_only()
             self.table(name)  # the table exists with the catalog's types
-            staged, failures = stage(self.con, declared, arrow)
+            staged, failures = stage(self.con, declared, arrow, editable=mode == "upsert")
             try:
                 batch = self._backend.table(staged.name)
                 if not failures:
