@@ -29,9 +29,10 @@ from typing import Any
 
 import egregora.migrations.engine as engine
 import egregora.storage.setup as setup
+from egregora.backends import duckdb as duckdb_backend
+from egregora.backends.duckdb import connect_duckdb
 from egregora.cli.app import main as egregora
 from egregora.migrations.executor import DuckDBExecutor
-from egregora.storage.connection import connect_duckdb
 
 PAUSE_AT = "none"
 
@@ -103,7 +104,7 @@ def report_opening() -> None:
         return connect_duckdb(*args, pause=pause, **kwargs)
 
     os.link = linking  # type: ignore[assignment]
-    setup.connect_duckdb = connect  # type: ignore[attr-defined]
+    duckdb_backend.connect_duckdb = connect
 
 
 if __name__ == "__main__":

@@ -77,12 +77,18 @@ def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseURL]:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseURL:
     """An empty database on each engine (PostgreSQL: a fresh schema, dropped afterwards)."""
     if request.param == "duckdb":
-        yield DatabaseURL.parse(str(tmp_path / "egregora.duckdb"))
-        return
-    server = request.getfixturevalue("postgres_url")
+        return DatabaseURL.parse(str(tmp_path / "egregora.duckdb"))
+    pg: DatabaseURL = request.getfixturevalue("pg_url")
+    return pg
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[DatabaseURL]:
+    """An empty PostgreSQL database: a fresh schema on the test server, dropped afterwards."""
+    server = postgres_url
     schema = f"egregora_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server, autocommit=True) as con:
         con.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))

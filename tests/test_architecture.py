@@ -19,14 +19,16 @@ ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "contracts": {"schema", "errors"},
     "ddl": {"schema"},
+    "backends": {"schema", "ddl", "errors"},  # one object per engine, below everything that talks
     "migrations": {
         "schema",
         "ddl",
+        "backends",
         "errors",
         "pseudonyms",
         "",
     },  # "" is the package root, for __version__
-    "storage": {"schema", "ddl", "migrations", "contracts", "errors", "pseudonyms"},
+    "storage": {"schema", "ddl", "backends", "migrations", "contracts", "errors", "pseudonyms"},
     "git": {"schema", "storage", "errors", "clock"},  # a service on storage
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
@@ -35,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
     "runner": {"storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"},
     "cli": {
-        *("schema", "ddl", "migrations", "contracts", "storage", "errors", ""),
+        *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
         *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms"),
     },
     "errors": {"contracts"},  # for a type annotation only
@@ -132,8 +134,8 @@ _DELETING_METHODS = {"unlink", "rmdir", "rmtree"}  # Path methods and shutil
 _DELETING_OS = {"remove", "rename", "replace", "truncate", "unlink", "rmdir"}
 # The only functions that may delete files: they remove egregora's own creation drafts.
 _MAY_DELETE = {
-    ("storage/connection.py", "_create_duckdb_file"),
-    ("storage/connection.py", "_remove_abandoned_drafts"),
+    ("backends/duckdb.py", "_create_duckdb_file"),
+    ("backends/duckdb.py", "_remove_abandoned_drafts"),
     ("etl/ingest.py", "_store_files"),  # a media file's draft, and what a failed call made
     ("etl/ingest.py", "_undo_created_files"),  # media files of an ingest whose rows failed
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
@@ -218,3 +220,63 @@ def test_the_sql_check_finds_what_it_looks_for() -> None:
         assert sql_findings(source), source
     good = 'rows = store.to_pyarrow(t.filter(t.kind == "text").select("event_id"))\n"a select few"'
     assert sql_findings(good) == []
+
+
+# -- engine differences live in the backends ------------------------------------------------------
+ENGINE_NAMES = {"duckdb", "postgres", "postgresql"}
+ENGINE_CLASSES = {"DuckDBExecutor", "PostgresExecutor", "DuckDB", "Postgres"}
+
+
+def engine_comparisons(source: str) -> list[str]:
+    """Places that decide by an engine's name or class instead of asking a backend."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            named = [
+                s.value for s in sides if isinstance(s, ast.Constant) and s.value in ENGINE_NAMES
+            ]
+            if named:
+                found.append(f"line {node.lineno} compares with {named[0]!r}")
+            for side in sides:
+                if isinstance(side, ast.Tuple | ast.List | ast.Set) and any(
+                    isinstance(e, ast.Constant) and e.value in ENGINE_NAMES for e in side.elts
+                ):
+                    found.append(f"line {node.lineno} tests membership in engine names")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "isinstance"
+            and len(node.args) == 2
+        ):
+            classes = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            names = {c.id if isinstance(c, ast.Name) else getattr(c, "attr", "") for c in classes}
+            if names & ENGINE_CLASSES:
+                found.append(f"line {node.lineno} tests for an engine's class")
+    return found
+
+
+OUTSIDE_BACKENDS = [p for p in _modules() if _layer(p) != "backends"]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_BACKENDS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_engine_names_are_compared_only_in_the_backends(path: Path) -> None:
+    findings = engine_comparisons(path.read_text(encoding="utf-8"))
+    assert not findings, (
+        f"{path.relative_to(ROOT)} decides by engine; ask the backend's capabilities or "
+        "methods (egregora/backends) instead: " + "; ".join(findings)
+    )
+
+
+def test_the_engine_check_finds_what_it_looks_for() -> None:
+    bad = [
+        'if executor.dialect == "postgres":\n    pass',
+        'if "duckdb" != url.dialect:\n    pass',
+        'ok = dialect in ("duckdb", "postgres")',
+        "if isinstance(executor, DuckDBExecutor):\n    pass",
+        "if isinstance(e, (int, executor_mod.PostgresExecutor)):\n    pass",
+    ]
+    for source in bad:
+        assert engine_comparisons(source), source
+    good = 'sql = tree.sql("duckdb")\nif backend.alters_constraints:\n    pass\nx = a == "b"'
+    assert engine_comparisons(good) == []

@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from egregora.ddl.introspect import introspect_duckdb
+from egregora.backends.duckdb import introspect_duckdb
 from egregora.ddl.render import (
     DIALECTS,
     Dialect,

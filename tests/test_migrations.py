@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from egregora import __version__
+from egregora.backends.duckdb import introspect_duckdb
 from egregora.cli.app import app
 from egregora.ddl import statements as sql
 from egregora.ddl.fingerprint import fingerprint
-from egregora.ddl.introspect import introspect_duckdb
 from egregora.ddl.render import table_statements
 from egregora.errors import EditedMigrationError, MigrationError, UnknownMigrationError
 from egregora.migrations import (

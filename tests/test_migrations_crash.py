@@ -25,6 +25,7 @@ import duckdb
 import pytest
 from sqlglot import exp
 
+from egregora.backends import DatabaseURL
 from egregora.migrations import catalog_at, shipped_migrations
 from egregora.migrations.engine import migrate, status
 from egregora.migrations.executor import DuckDBExecutor
@@ -33,7 +34,6 @@ from egregora.pseudonyms import ENV, Pseudonyms
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 from egregora.storage.setup import migrate_database
-from egregora.storage.url import DatabaseURL
 from tests.samples import valid_rows, valid_rows_at
 from tests.support import SHARED_KEY, insert_rows
 

@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from egregora.backends.duckdb import diff_duckdb
 from egregora.contracts.report import ContractReport, RuleFailure
-from egregora.ddl.diff import diff_duckdb
 from egregora.errors import (
     ContractViolation,
     DatabaseError,

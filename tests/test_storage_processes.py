@@ -20,9 +20,9 @@ from typing import IO
 import pytest
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
+from egregora.backends.duckdb import LOCK_RETRY_INTERVAL
 from egregora.errors import DatabaseError, DatabaseLockedError, EgregoraError
 from egregora.storage import DatabaseURL, Storage, connect_duckdb
-from egregora.storage.connection import LOCK_RETRY_INTERVAL
 
 CHILD = Path(__file__).with_name("_storage_child.py")
 # Bounds on waiting for a child's line: they fail a test only when the line never comes.

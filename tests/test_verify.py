@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 from typer.testing import CliRunner
 
+from egregora.backends import DatabaseURL
+from egregora.backends.duckdb import diff_duckdb, expected_duckdb
 from egregora.cli.app import app
-from egregora.ddl.diff import diff_duckdb, expected_schema
 from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog, Table, col
 from egregora.storage.setup import migrate_database, verify
-from egregora.storage.url import DatabaseURL
 from tests.support import create_schema
 
 runner = CliRunner()
@@ -117,7 +117,7 @@ def expected_statements(table: Table) -> list[str]:
 
 def test_expected_schema_names_each_check_after_its_rule() -> None:
     for table in CATALOG:
-        checks = [c for c in expected_schema(CATALOG)[table.name].constraints if c.kind == "CHECK"]
+        checks = [c for c in expected_duckdb(CATALOG)[table.name].constraints if c.kind == "CHECK"]
         assert [c.name for c in checks] == [r.name for r in table.rules]
         for constraint, rule in zip(checks, table.rules, strict=True):
             assert set(rule.columns) <= set(constraint.columns), rule.name

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from egregora.backends import BACKENDS, DatabaseURL, backend_named
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.ddl.render import catalog_script
 from egregora.errors import SchemaError
@@ -16,7 +17,6 @@ from egregora.migrations.keyed import read_key
 from egregora.schema.catalog import CATALOG
 from egregora.schema.reference import catalog_json, markdown, mermaid
 from egregora.storage.setup import database_status, migrate_database, open_executor, verify
-from egregora.storage.url import DatabaseURL
 
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
 
@@ -28,9 +28,8 @@ class SchemaFormat(StrEnum):
     markdown = "markdown"
 
 
-class DialectName(StrEnum):
-    duckdb = "duckdb"
-    postgres = "postgres"
+# The engines egregora speaks, as --dialect choices (declared once, by the backends).
+DialectName = StrEnum("DialectName", {name: name for name in BACKENDS})  # type: ignore[misc]
 
 
 WaitOption = Annotated[
@@ -81,7 +80,7 @@ def _print_migration(url: str, result: MigrateResult, as_json: bool) -> None:
         for statement in result.statements:
             typer.echo(f"{statement};")
         pending = ", ".join(result.applied) or "nothing"
-        console.print(f"-- dry run: would apply {pending}; nothing was changed", markup=False)
+        typer.echo(f"-- dry run: would apply {pending}; nothing was changed")
     elif result.applied:
         console.print(
             f"Migrated {url} from {result.from_id or 'empty'} to {result.to_id}: "
@@ -110,9 +109,7 @@ def status_command(db: DbOption = None, as_json: JsonOption = False) -> None:
             f"applied:     {', '.join(a.id for a in report.applied) or 'none'}", markup=False
         )
         console.print(f"pending:     {', '.join(report.pending) or 'none'}", markup=False)
-        console.print(
-            f"fingerprint: {report.fingerprint or 'unavailable on this backend'}", markup=False
-        )
+        console.print(f"fingerprint: {report.fingerprint}", markup=False)
         for name in report.edited:
             console.print(
                 f"drift: applied migration {name} was edited since it was applied", markup=False
@@ -164,7 +161,7 @@ def schema(
 ) -> None:
     """Print the catalog as DDL, a Mermaid ER diagram, JSON, or the Markdown reference."""
     with reported_errors(as_json):
-        chosen = dialect.value if dialect else DatabaseURL.parse(db).backend
+        chosen = dialect.value if dialect else DatabaseURL.parse(db).dialect
     if fmt is SchemaFormat.json:
         text = json.dumps(catalog_json(CATALOG), indent=2) + "\n"
     elif fmt is SchemaFormat.mermaid:
@@ -172,7 +169,7 @@ def schema(
     elif fmt is SchemaFormat.markdown:
         text = markdown(CATALOG)
     else:
-        text = catalog_script(CATALOG, "postgres" if chosen == "postgres" else "duckdb")
+        text = catalog_script(CATALOG, backend_named(chosen).name)
     if as_json:
         payload = catalog_json(CATALOG) if fmt is SchemaFormat.json else {"text": text}
         emit_json({"format": fmt.value, "dialect": chosen, **payload})

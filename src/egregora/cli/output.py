@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
-import duckdb
 import typer
 from rich.console import Console
 
+from egregora.backends import is_driver_error
 from egregora.errors import EgregoraError
 
 DbOption = Annotated[
@@ -54,13 +54,14 @@ def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "err
 
 @contextmanager
 def reported_errors(as_json: bool) -> Iterator[None]:
-    """Turn the project's errors, and any database error, into one line and an exit code."""
+    """Turn the project's errors, and any database driver's error, into one line and an exit
+    code (EGREGORA_DEBUG=1 shows a driver error's traceback instead)."""
     try:
         yield
     except EgregoraError as exc:
         fail(str(exc), code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
-    except duckdb.Error as exc:
-        if os.environ.get("EGREGORA_DEBUG"):
+    except Exception as exc:
+        if not is_driver_error(exc) or os.environ.get("EGREGORA_DEBUG"):
             raise
         fail(
             f"database error ({type(exc).__name__}): {str(exc).splitlines()[0]}; "

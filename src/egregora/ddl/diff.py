@@ -1,21 +1,19 @@
-"""Compare a live DuckDB schema with the catalog.
+"""Compare a live schema with the catalog.
 
-The expected side is the catalog's own DDL executed in a private in-memory DuckDB and read back
-with the same introspection as the live side, so both are in DuckDB's normalised spelling
-(types, CHECK expressions) and nothing is compared by fragile text rules of our own.
+The expected side is the catalog's own DDL executed by the same engine and read back with the
+same introspection as the live side (each backend's ``expected_schema``), so both are in that
+engine's normalised spelling (types, CHECK expressions, index definitions) and nothing is
+compared by fragile text rules of our own. Columns are compared by name, never by position:
+PostgreSQL's ADD COLUMN appends, so a migrated table may order its columns differently.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Any
 
-import duckdb
-
-from egregora.ddl.introspect import LiveConstraint, LiveSchema, LiveTable, introspect_duckdb
-from egregora.ddl.render import catalog_statements
-from egregora.schema.model import Catalog, Table
+from egregora.ddl.introspect import LiveConstraint, LiveSchema, LiveTable
+from egregora.schema.model import Table
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class Difference:
         return {**asdict(self), "message": self.message}
 
 
-def _label_constraints(table: Table, live: LiveTable) -> tuple[LiveConstraint, ...]:
+def label_constraints(table: Table, live: LiveTable) -> tuple[LiveConstraint, ...]:
     """Give the reference database's constraints their catalog names.
 
     DuckDB forgets declared names; PK, UNIQUE and FK are matched by columns and CHECKs by
@@ -74,21 +72,6 @@ def _label_constraints(table: Table, live: LiveTable) -> tuple[LiveConstraint, .
     if next(checks, None) is not None:
         raise RuntimeError(f"{table.name}: DuckDB reports fewer CHECKs than the catalog declares")
     return tuple(labelled)
-
-
-@lru_cache(maxsize=8)
-def expected_schema(catalog: Catalog) -> LiveSchema:
-    """The catalog as DuckDB stores it, with catalog names on every constraint."""
-    with duckdb.connect(":memory:") as con:
-        for statement in catalog_statements(catalog, "duckdb"):
-            con.execute(statement)
-        live = introspect_duckdb(con)
-    return {
-        t.name: LiveTable(
-            t.name, live[t.name].columns, _label_constraints(t, live[t.name]), live[t.name].indexes
-        )
-        for t in catalog
-    }
 
 
 def diff_schemas(expected: LiveSchema, actual: LiveSchema) -> list[Difference]:
@@ -178,8 +161,3 @@ def _diff_indexes(want: LiveTable, have: LiveTable) -> list[Difference]:
         if i.name not in want_idx:
             out.append(Difference("extra_index", want.name, i.name, None, i.expressions))
     return out
-
-
-def diff_duckdb(catalog: Catalog, con: duckdb.DuckDBPyConnection) -> list[Difference]:
-    """Differences between the catalog and the database behind ``con``."""
-    return diff_schemas(expected_schema(catalog), introspect_duckdb(con))

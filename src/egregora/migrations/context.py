@@ -70,16 +70,16 @@ class MigrationContext:
             )
 
     def add_check(self, table: str, rule: Rule) -> None:
-        if self.executor.dialect == "postgres":
-            self.executor.execute(sql.add_check(table, rule, "postgres"))
+        if self.executor.backend.alters_constraints:
+            self.executor.execute(sql.add_check(table, rule, self.executor.dialect))
         else:
             self.rebuild(table)
 
     def replace_check(self, table: str, rule: Rule) -> None:
         """Swap the CHECK of ``rule``'s name for ``rule``."""
-        if self.executor.dialect == "postgres":
-            self.executor.execute(sql.drop_constraint(table, rule.name, "postgres"))
-            self.executor.execute(sql.add_check(table, rule, "postgres"))
+        if self.executor.backend.alters_constraints:
+            self.executor.execute(sql.drop_constraint(table, rule.name, self.executor.dialect))
+            self.executor.execute(sql.add_check(table, rule, self.executor.dialect))
         else:
             self.rebuild(table)
 
@@ -91,8 +91,8 @@ class MigrationContext:
         self.executor.execute(sql.update_where(table, parsed, condition, self.executor.dialect))
 
     def drop_unique(self, table: str, name: str) -> None:
-        if self.executor.dialect == "postgres":
-            self.executor.execute(sql.drop_constraint(table, name, "postgres"))
+        if self.executor.backend.alters_constraints:
+            self.executor.execute(sql.drop_constraint(table, name, self.executor.dialect))
         else:
             self.rebuild(table)
 
@@ -129,7 +129,7 @@ class MigrationContext:
                     fill = sql.fill_column(target, spec.name, key, values[spec.name], dialect)
                     self.executor.execute(fill)
 
-        if dialect == "postgres":
+        if self.executor.backend.alters_constraints:
             self.current = replace_table(self.current, decl)
             add_and_fill(table)
             for spec in specs:

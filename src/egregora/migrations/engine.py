@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from egregora.ddl.diff import Difference, diff_schemas, expected_schema
+from egregora.ddl.diff import Difference, diff_schemas
 from egregora.ddl.fingerprint import fingerprint
-from egregora.ddl.introspect import introspect_duckdb
-from egregora.errors import (
-    DatabaseLockedError,
-    EditedMigrationError,
-    MigrationError,
-    UnknownMigrationError,
-)
+from egregora.errors import EditedMigrationError, MigrationError, UnknownMigrationError
 from egregora.migrations.context import MigrationContext
-from egregora.migrations.executor import DryRunExecutor, DuckDBExecutor, Executor
+from egregora.migrations.executor import DryRunExecutor, Executor
 from egregora.migrations.ledger import AppliedMigration, existing_tables, read_ledger, record
 from egregora.migrations.model import Migration
 from egregora.migrations.registry import catalog_at, shipped_migrations
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
-
-# The pg_advisory_lock key of egregora migrations: an arbitrary constant no other code uses.
-PG_LOCK_KEY = 0x2A6B5E0E1F3C7D49
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class Status:
     pending: tuple[str, ...]
     edited: tuple[str, ...]
     unknown: tuple[str, ...]
-    fingerprint: str | None
+    fingerprint: str
     differences: tuple[Difference, ...] = field(default=())
 
     @property
@@ -143,40 +133,10 @@ def _pending(
     ]
 
 
-@contextmanager
-def migration_lock(executor: Executor, wait: float = 0.0) -> Iterator[None]:
-    """Keep two runners from migrating one database at once.
-
-    DuckDB needs nothing here: a second process cannot open a file another one writes. On
-    PostgreSQL a session-level advisory lock is taken; the server drops it if the process dies,
-    so a crash never leaves a stale lock behind.
-    """
-    if executor.dialect != "postgres" or executor.dry_run:
-        yield
-        return
-    deadline = time.monotonic() + wait
-    while not executor.query("SELECT pg_try_advisory_lock(%s)", [PG_LOCK_KEY])[0][0]:
-        if time.monotonic() >= deadline:
-            holders = executor.query(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND ((classid::bigint << 32) | objid::bigint) = %s",
-                [PG_LOCK_KEY],
-            )
-            executor.commit()
-            holder = f"backend process {holders[0][0]}" if holders else "another session"
-            raise DatabaseLockedError(
-                f"another egregora migrate holds the migration lock ({holder}); wait for it "
-                "to finish and retry, or pass --wait SECONDS",
-                pid=holders[0][0] if holders else None,
-            )
-        time.sleep(0.1)
-    executor.commit()
-    try:
-        yield
-    finally:
-        executor.rollback()
-        executor.query("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
-        executor.commit()
+def migration_lock(executor: Executor, wait: float = 0.0) -> AbstractContextManager[None]:
+    """Keep two runners from migrating one database at once (the backend's own way: none for
+    DuckDB, whose file admits one writer; an advisory lock on PostgreSQL)."""
+    return executor.backend.migration_lock(executor, wait)
 
 
 def migrate(
@@ -265,10 +225,11 @@ def status(
     unknown, edited = _check_history(applied, chain)
     current = applied[-1].id if applied else None
     pending = tuple(m.id for m in chain if current is None or m.id > current)
-    live = introspect_duckdb(executor.con) if isinstance(executor, DuckDBExecutor) else None
+    backend = executor.backend
+    live = backend.introspect(executor)
     differences: tuple[Difference, ...] = ()
-    if live is not None and not unknown:
-        expected = expected_schema(catalog_at(current, chain, head))
+    if not unknown:
+        expected = backend.expected_schema(catalog_at(current, chain, head), executor)
         differences = tuple(diff_schemas(expected, live))
     return Status(
         current=current,
@@ -277,6 +238,6 @@ def status(
         pending=pending,
         edited=edited,
         unknown=unknown,
-        fingerprint=fingerprint(live) if live is not None else None,
+        fingerprint=fingerprint(live),
         differences=differences,
     )

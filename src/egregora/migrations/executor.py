@@ -1,93 +1,33 @@
-"""Where migration SQL goes: a DuckDB or PostgreSQL connection, or a recorder for --dry-run."""
+"""Where migration SQL goes: an engine's connection (``egregora.backends``), or a recorder for
+--dry-run that prints what it would run."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import duckdb
-
+from egregora.backends import Executor
+from egregora.backends.duckdb import DuckDBExecutor
+from egregora.backends.postgres import PostgresExecutor
 from egregora.ddl.render import Dialect
 
-
-class Executor(Protocol):
-    """The little a migration needs from a connection."""
-
-    dialect: Dialect
-    dry_run: bool
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    def begin(self) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
-
-
-class DuckDBExecutor:
-    dialect: Dialect = "duckdb"
-    dry_run = False
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.con.execute(sql, list(params))
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
-
-    def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-
-    def commit(self) -> None:
-        self.con.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.con.execute("ROLLBACK")
-
-
-class PostgresExecutor:
-    """Runs on a psycopg connection with autocommit off; BEGIN is implicit in psycopg."""
-
-    dialect: Dialect = "postgres"
-    dry_run = False
-
-    def __init__(self, con: Any) -> None:
-        self.con = con
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.con.execute(sql, list(params) or None)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = self.con.execute(sql, list(params) or None).fetchall()
-        return rows
-
-    def begin(self) -> None:
-        """psycopg opens a transaction at the first statement."""
-
-    def commit(self) -> None:
-        self.con.commit()
-
-    def rollback(self) -> None:
-        self.con.rollback()
+__all__ = ["DryRunExecutor", "DuckDBExecutor", "Executor", "PostgresExecutor"]
 
 
 class DryRunExecutor:
-    """Reads from the real database, records every change instead of making it."""
+    """Reads from the real database, records every change instead of making it, with its
+    values written in as literals, so the recorded script runs as it is."""
 
     dry_run = True
 
     def __init__(self, reader: Executor) -> None:
         self.reader = reader
+        self.backend = reader.backend
         self.dialect: Dialect = reader.dialect
         self.statements: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.statements.append(sql if not params else f"{sql} -- with {len(params)} parameters")
+        self.statements.append(self.backend.inline(sql, params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.reader.query(sql, params)

@@ -56,6 +56,11 @@ def read_key(executor: Executor) -> StoredKey | None:
 def store_key(executor: Executor, key: bytes, origin: str, now: datetime) -> StoredKey:
     """Make ``key`` the database's only key."""
     stored = StoredKey(Pseudonyms(key).key_id, key, origin, now)
+    if executor.dry_run:  # the printed script holds the key, like a dump of the database
+        executor.execute(
+            "-- the next statements store the database's pseudonym key: keep this script as "
+            "private as the database, or run `egregora db migrate` instead"
+        )
     executor.execute(sql.delete_all(TABLE, executor.dialect))
     values = [stored.key_id, stored.secret, stored.origin, stored.created_at]
     executor.execute(sql.insert_values(TABLE, _COLUMNS, executor.dialect), values)

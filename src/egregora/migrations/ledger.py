@@ -9,17 +9,11 @@ from datetime import UTC, datetime
 
 from egregora import __version__
 from egregora.ddl import statements as sql
+from egregora.errors import MigrationError
 from egregora.migrations.executor import Executor
 from egregora.schema.tables.ledger import SCHEMA_MIGRATIONS
 
 LEDGER = SCHEMA_MIGRATIONS.name
-
-_TABLES = {
-    "duckdb": "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-    "AND schema_name = current_schema()",
-    "postgres": "SELECT table_name FROM information_schema.tables "
-    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-}
 
 
 @dataclass(frozen=True)
@@ -35,14 +29,26 @@ class AppliedMigration:
 
 
 def existing_tables(executor: Executor) -> set[str]:
-    return {row[0] for row in executor.query(_TABLES[executor.dialect])}
+    return executor.backend.table_names(executor)
 
 
 def read_ledger(executor: Executor) -> list[AppliedMigration]:
-    """Applied migrations in id order; empty when the ledger does not exist yet."""
+    """Applied migrations in id order; empty when the ledger does not exist yet.
+
+    A ``schema_migrations`` table another tool made (Rails, dbmate and golang-migrate use the
+    name) is refused before it is read or written.
+    """
     if LEDGER not in existing_tables(executor):
         return []
     columns = list(SCHEMA_MIGRATIONS.column_names)
+    found = executor.backend.column_names(executor, LEDGER)
+    if set(found) != set(columns):
+        raise MigrationError(
+            f"the table {LEDGER} in this database was not made by egregora (its columns are "
+            f"{', '.join(found)}); another tool keeps its migrations there. Give egregora a "
+            "schema of its own (for PostgreSQL: ?options=-csearch_path%3Degregora in the URL, "
+            "after CREATE SCHEMA egregora) or another database"
+        )
     rows = executor.query(sql.select_rows(LEDGER, columns, executor.dialect, order_by=["id"]))
     return [AppliedMigration(*row) for row in rows]
 

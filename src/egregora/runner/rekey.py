@@ -16,8 +16,8 @@ from egregora.errors import MigrationError
 from egregora.migrations.keyed import MessageRow, RekeyResult, rekey
 from egregora.pseudonyms import Pseudonyms, key_from_env, new_key
 from egregora.runner.people import People
+from egregora.storage import DatabaseURL
 from egregora.storage.setup import database_status, open_executor
-from egregora.storage.url import DatabaseURL
 
 
 def rekey_database(url: DatabaseURL, key: bytes | None = None) -> RekeyResult:

@@ -1,10 +1,9 @@
 """Storage: opening databases, migrating them to the catalog's schema, and checking them."""
 
-from egregora.storage.connection import connect_duckdb, connect_postgres
+from egregora.backends import DatabaseURL, connect_duckdb, connect_postgres
 from egregora.storage.documents import Documents
 from egregora.storage.setup import database_status, migrate_database, open_executor, verify
 from egregora.storage.store import Storage
-from egregora.storage.url import DatabaseURL
 
 __all__ = [
     "DatabaseURL",

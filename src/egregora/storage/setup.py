@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from egregora.ddl.diff import Difference, diff_duckdb
-from egregora.errors import UnsupportedBackendError
+from egregora.backends import DatabaseURL, Executor
+from egregora.ddl.diff import Difference, diff_schemas
 from egregora.migrations.engine import MigrateResult, Status, migrate, status
-from egregora.migrations.executor import DuckDBExecutor, Executor, PostgresExecutor
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
-from egregora.storage.connection import connect_duckdb, connect_postgres
-from egregora.storage.url import DatabaseURL
 
 
-@contextmanager
 def open_executor(
     url: DatabaseURL, *, write: bool, create: bool = False, wait: float = 0.0
-) -> Iterator[Executor]:
-    """A migration executor on ``url``; DuckDB is opened read-only unless ``write``."""
-    if url.backend == "postgres":
-        con = connect_postgres(url)
-        try:
-            yield PostgresExecutor(con)
-        finally:
-            con.close()
-        return
-    if not write and not url.is_memory and url.path is not None and not url.path.exists():
-        connect_duckdb(url, read_only=True)  # raises the "create it with db init" error
-    backend = connect_duckdb(
-        url, read_only=not write and not url.is_memory, create=create, timeout=wait
-    )
-    try:
-        yield DuckDBExecutor(backend.con)
-    finally:
-        backend.disconnect()
+) -> AbstractContextManager[Executor]:
+    """A migration executor on ``url`` (DuckDB is opened read-only unless ``write``)."""
+    return url.backend.open_executor(url, write=write, create=create, wait=wait)
 
 
 def migrate_database(
@@ -47,9 +27,12 @@ def migrate_database(
     wait: float = 0.0,
 ) -> MigrateResult:
     """Apply pending migrations (a missing DuckDB file is created, except for a dry run)."""
-    if dry_run and url.backend == "duckdb" and url.path is not None and not url.path.exists():
-        url = DatabaseURL("duckdb")  # plan against an empty database without creating a file
-    with open_executor(url, write=not dry_run, create=True, wait=wait) as executor:
+    backend = url.backend
+    if dry_run:
+        opened = backend.open_planner(url, wait=wait)
+    else:
+        opened = backend.open_executor(url, write=True, create=True, wait=wait)
+    with opened as executor:
         return migrate(
             executor, target=target, dry_run=dry_run, allow_edited=allow_edited, wait=wait
         )
@@ -62,13 +45,7 @@ def database_status(url: DatabaseURL) -> Status:
 
 def verify(url: DatabaseURL, catalog: Catalog = CATALOG) -> list[Difference]:
     """Every difference between the live schema at ``url`` and the catalog (head)."""
-    if url.backend != "duckdb":
-        raise UnsupportedBackendError(
-            "verify reads DuckDB's catalog only; PostgreSQL schema introspection is not "
-            "available yet: check a DuckDB copy, or compare `egregora db schema --dialect postgres`"
-        )
-    backend = connect_duckdb(url, read_only=not url.is_memory, create=False)
-    try:
-        return diff_duckdb(catalog, backend.con)
-    finally:
-        backend.disconnect()
+    with open_executor(url, write=False) as executor:
+        backend = executor.backend
+        expected = backend.expected_schema(catalog, executor)
+        return diff_schemas(expected, backend.introspect(executor))

@@ -19,6 +19,8 @@ import ibis.expr.types as ir
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
+from egregora.backends import DatabaseURL, connect_duckdb
+from egregora.backends.duckdb import DuckDBExecutor
 from egregora.contracts.contract import contract_for
 from egregora.contracts.report import ContractReport, RuleFailure
 from egregora.ddl import statements as sql
@@ -31,14 +33,11 @@ from egregora.errors import (
     UnsupportedBackendError,
 )
 from egregora.migrations.engine import MigrateResult, migrate
-from egregora.migrations.executor import DuckDBExecutor
 from egregora.migrations.rebuild import next_generation, rebuild_family
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Table
-from egregora.storage.connection import connect_duckdb
 from egregora.storage.documents import Documents
 from egregora.storage.staging import Staged, drop, refuse, stage, to_arrow
-from egregora.storage.url import DatabaseURL
 
 Mode = Literal["append", "upsert"]
 EXAMPLES = 5
@@ -75,10 +74,9 @@ class Storage:
         raises DatabaseNotFoundError.
         """
         parsed = DatabaseURL.parse(url)
-        if parsed.backend != "duckdb":
+        if not parsed.backend.serves_data:
             raise UnsupportedBackendError(
-                "Storage serves DuckDB databases today; PostgreSQL supports `egregora db "
-                "init/migrate/status` but not the Python gateway yet"
+                f"{parsed} is a {parsed.dialect} database: {parsed.backend.serves_data.reason}"
             )
         backend = connect_duckdb(parsed, read_only=read_only, create=create, timeout=timeout)
         return cls(backend, parsed, read_only)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
+from egregora.ddl.render import Dialect
 from egregora.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from egregora.backends.base import Backend
 
 ENV_VAR = "EGREGORA_DB"
 DEFAULT_PATH = Path(".egregora") / "egregora.duckdb"
@@ -17,9 +21,16 @@ DEFAULT_PATH = Path(".egregora") / "egregora.duckdb"
 class DatabaseURL:
     """A parsed database location: a DuckDB file (or ``:memory:``) or a PostgreSQL DSN."""
 
-    backend: Literal["duckdb", "postgres"]
+    dialect: Dialect  # names the engine; ask ``backend`` what the engine can do
     path: Path | None = None
     dsn: str | None = None
+
+    @property
+    def backend(self) -> Backend:
+        """The engine's backend object."""
+        from egregora.backends import backend_named  # the registry imports every backend
+
+        return backend_named(self.dialect)
 
     @classmethod
     def parse(cls, value: str | os.PathLike[str] | None = None) -> DatabaseURL:
@@ -55,11 +66,11 @@ class DatabaseURL:
 
     @property
     def is_memory(self) -> bool:
-        return self.backend == "duckdb" and self.path is None
+        return self.path is None and self.dsn is None
 
     def __str__(self) -> str:
-        if self.backend == "postgres":
-            return _redact(self.dsn or "")
+        if self.dsn is not None:
+            return _redact(self.dsn)
         return ":memory:" if self.path is None else str(self.path)
 
 

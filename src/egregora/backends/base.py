@@ -1,0 +1,126 @@
+"""What every engine's backend object offers, and the capabilities callers ask it about.
+
+Engine differences live in one object per engine (``duckdb.DUCKDB``, ``postgres.POSTGRES``).
+A caller never compares engine names: it asks a named capability (``backend.alters_constraints``)
+or calls the backend's own way of doing a thing (``backend.introspect(executor)``). Each
+capability carries the reason it holds or not, next to its value, so a reader sees why an engine
+takes the longer road.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import sqlglot
+from sqlglot import exp
+
+from egregora.ddl.render import Dialect
+
+if TYPE_CHECKING:
+    from egregora.backends.url import DatabaseURL
+    from egregora.ddl.introspect import LiveSchema
+    from egregora.schema.model import Catalog
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether an engine can do a thing, and why (or why not)."""
+
+    able: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.able
+
+
+class Executor(Protocol):
+    """The little migrations and introspection need from a connection."""
+
+    backend: Backend
+    dialect: Dialect  # the backend's SQL dialect, for rendering statements
+    dry_run: bool
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class Backend(ABC):
+    """One database engine: its SQL dialect, its capabilities and its ways of doing things."""
+
+    name: Dialect
+    # In-place ALTER TABLE ADD/DROP CONSTRAINT and SET NOT NULL; without it a changed rule or a
+    # new NOT NULL column rebuilds the table (copy aside, recreate, copy back).
+    alters_constraints: Capability
+    # Several processes may write at once, so migrating needs a lock of its own.
+    concurrent_writers: Capability
+    # The storage gateway (validated writes, the services, ingest and run) works on it.
+    serves_data: Capability
+
+    @abstractmethod
+    def open_executor(
+        self, url: DatabaseURL, *, write: bool, create: bool = False, wait: float = 0.0
+    ) -> AbstractContextManager[Executor]:
+        """A connection for migrations and introspection; read-only where the engine can tell."""
+
+    def open_planner(
+        self, url: DatabaseURL, *, wait: float = 0.0
+    ) -> AbstractContextManager[Executor]:
+        """A connection a dry run reads from (it never writes)."""
+        return self.open_executor(url, write=False, wait=wait)
+
+    @abstractmethod
+    def table_names(self, executor: Executor) -> set[str]:
+        """The base tables of the schema the connection works in."""
+
+    @abstractmethod
+    def column_names(self, executor: Executor, table: str) -> list[str]:
+        """The columns of ``table`` in the connection's schema, in the table's order."""
+
+    @abstractmethod
+    def introspect(self, executor: Executor) -> LiveSchema:
+        """The live schema: tables, columns, constraints and indexes, in the engine's spelling."""
+
+    @abstractmethod
+    def expected_schema(self, catalog: Catalog, executor: Executor) -> LiveSchema:
+        """``catalog`` as this engine stores it, read back with ``introspect``'s spelling, so a
+        live schema is compared with it and never with text rules of our own."""
+
+    def migration_lock(self, executor: Executor, wait: float) -> AbstractContextManager[None]:
+        """Held while migrating; engines with one writer per database need none."""
+        return nullcontext()
+
+    def inline(self, sql: str, params: Sequence[Any]) -> str:
+        """``sql`` with ``params`` written in as SQL literals of this dialect: what a dry run
+        prints runs as it is in the engine's own shell (``duckdb``, ``psql``)."""
+        if not params:
+            return sql
+        values = iter(params)
+        tree = sqlglot.parse_one(sql, read=self.name).transform(
+            lambda node: self.literal(next(values)) if isinstance(node, exp.Placeholder) else node
+        )
+        return tree.sql(dialect=self.name)
+
+    def literal(self, value: Any) -> exp.Expr:
+        """``value`` as an SQL literal of this dialect."""
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self.bytes_literal(bytes(value).hex())
+        return exp.convert(value)
+
+    @abstractmethod
+    def bytes_literal(self, hex_digits: str) -> exp.Expr:
+        """Bytes written as hexadecimal digits, as this dialect reads a binary value."""
+
+    @abstractmethod
+    def is_driver_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` comes from this engine's driver (the command line reports those)."""

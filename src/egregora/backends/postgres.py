@@ -1,0 +1,249 @@
+"""PostgreSQL, where several processes and machines write one database at once.
+
+Connecting through psycopg 3, the migrations' connection, the migration lock (a session-level
+advisory lock), reading the live schema from ``pg_catalog``, and the catalog as this server
+stores it: made as temporary tables inside a savepoint that is rolled back, so it needs no
+privilege beyond TEMP (which every role has by default) and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from egregora.backends.base import Backend, Capability, Executor
+from egregora.backends.url import DatabaseURL
+from egregora.ddl.introspect import LiveColumn, LiveConstraint, LiveIndex, LiveSchema, LiveTable
+from egregora.ddl.render import Dialect, catalog_statements
+from egregora.errors import DatabaseError, DatabaseLockedError
+from egregora.schema.model import Catalog
+
+LOCK_KEY = 0x2A6B5E0E1F3C7D49  # the advisory lock egregora's migrations take
+
+
+def connect_postgres(url: DatabaseURL) -> Any:
+    """A psycopg connection to ``url`` (autocommit off: callers own their transactions)."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url.dsn or "")
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot connect to {url}: {str(exc).strip().splitlines()[0]}; "
+            "check that the server runs and the URL names the right host, user and database"
+        ) from exc
+
+
+class PostgresExecutor:
+    """Runs on a psycopg connection with autocommit off; BEGIN is implicit in psycopg."""
+
+    dialect: Dialect = "postgres"
+    dry_run = False
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.backend: Backend = POSTGRES
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(sql, list(params) or None)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.con.execute(sql, list(params) or None).fetchall()
+        return rows
+
+    def begin(self) -> None:
+        """psycopg opens a transaction at the first statement."""
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
+
+# -- the live schema, from pg_catalog ----------------------------------------------------------
+# Every query reads one schema, named by its parameter; no value is formatted into the text.
+_TABLES = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1
+"""
+_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+_TABLE_COLUMNS = """
+SELECT a.attname FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+# Key columns by name, in the key's order.
+_CONSTRAINTS = """
+SELECT c.relname, k.contype, k.conname,
+       ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY AS u(num, pos)
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num
+             ORDER BY u.pos),
+       CASE WHEN k.contype = 'c' THEN pg_get_expr(k.conbin, k.conrelid) END,
+       r.relname,
+       ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY AS u(num, pos)
+             JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
+             ORDER BY u.pos)
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class r ON r.oid = k.confrelid
+WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'c', 'f')
+ORDER BY c.relname, k.conname
+"""
+_KINDS = {"p": "PRIMARY KEY", "u": "UNIQUE", "c": "CHECK", "f": "FOREIGN KEY"}
+# Indexes other than those behind a key; the definition from USING on (method, columns,
+# order, predicate) leaves out the schema-qualified table name.
+_INDEXES = """
+SELECT c.relname, i.relname, x.indisunique,
+       substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$')
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND NOT EXISTS (
+    SELECT 1 FROM pg_constraint k
+    WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u'))
+ORDER BY c.relname, i.relname
+"""
+
+
+def _introspect(executor: Executor, schema: str) -> LiveSchema:
+    names = [row[0] for row in executor.query(_TABLES, [schema])]
+    columns: dict[str, list[LiveColumn]] = {n: [] for n in names}
+    for table, name, data_type, nullable, default in executor.query(_COLUMNS, [schema]):
+        columns[table].append(LiveColumn(name, data_type, bool(nullable), default))
+    constraints: dict[str, list[LiveConstraint]] = {n: [] for n in names}
+    for table, kind, cname, cols, expression, ref, ref_cols in executor.query(
+        _CONSTRAINTS, [schema]
+    ):
+        constraints[table].append(
+            LiveConstraint(
+                kind=_KINDS[kind],
+                columns=tuple(cols),
+                expression=expression,
+                references=ref,
+                ref_columns=tuple(ref_cols) if kind == "f" else (),
+                name=cname,
+            )
+        )
+    indexes: dict[str, list[LiveIndex]] = {n: [] for n in names}
+    for table, name, unique, definition in executor.query(_INDEXES, [schema]):
+        indexes[table].append(LiveIndex(name, definition.removeprefix(" USING "), bool(unique)))
+    return {
+        n: LiveTable(n, tuple(columns[n]), tuple(constraints[n]), tuple(indexes[n])) for n in names
+    }
+
+
+# -- the backend -------------------------------------------------------------------------------
+class Postgres(Backend):
+    name: Dialect = "postgres"
+    alters_constraints = Capability(
+        True, "PostgreSQL adds and drops constraints and NOT NULL in place, inside a transaction"
+    )
+    concurrent_writers = Capability(
+        True,
+        "any number of sessions write at once, so two migrate commands must take turns: a "
+        "session-level advisory lock, which the server drops when a process dies",
+    )
+    serves_data = Capability(
+        False,
+        "in this version PostgreSQL serves `egregora db init/migrate/status/verify/schema` only; "
+        "ingest, run, demo, git, cache, runs, tasks and Storage.open need a DuckDB file "
+        "(--db PATH)",
+    )
+
+    @contextlib.contextmanager
+    def open_executor(
+        self, url: DatabaseURL, *, write: bool, create: bool = False, wait: float = 0.0
+    ) -> Iterator[Executor]:
+        con = connect_postgres(url)
+        try:
+            yield PostgresExecutor(con)
+        finally:
+            con.close()
+
+    def table_names(self, executor: Executor) -> set[str]:
+        return {row[0] for row in executor.query(_TABLES, [_current_schema(executor)])}
+
+    def column_names(self, executor: Executor, table: str) -> list[str]:
+        rows = executor.query(_TABLE_COLUMNS, [_current_schema(executor), table])
+        return [row[0] for row in rows]
+
+    def introspect(self, executor: Executor) -> LiveSchema:
+        return _introspect(executor, _current_schema(executor))
+
+    def expected_schema(self, catalog: Catalog, executor: Executor) -> LiveSchema:
+        """Made as temporary tables (``search_path`` set to ``pg_temp`` makes every CREATE
+        TABLE one) inside a savepoint, read back, and rolled back."""
+        executor.execute("SAVEPOINT egregora_expected")
+        try:
+            executor.execute("SET LOCAL search_path TO pg_temp")
+            for statement in catalog_statements(catalog, "postgres"):
+                executor.execute(statement)
+            schema = executor.query("SELECT pg_my_temp_schema()::regnamespace::text")[0][0]
+            return _introspect(executor, schema)
+        finally:
+            executor.execute("ROLLBACK TO SAVEPOINT egregora_expected")
+            executor.execute("RELEASE SAVEPOINT egregora_expected")
+
+    @contextlib.contextmanager
+    def migration_lock(self, executor: Executor, wait: float) -> Iterator[None]:
+        if executor.dry_run:
+            yield
+            return
+        deadline = time.monotonic() + wait
+        while not executor.query("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])[0][0]:
+            if time.monotonic() >= deadline:
+                holders = executor.query(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND ((classid::bigint << 32) | objid::bigint) = %s",
+                    [LOCK_KEY],
+                )
+                executor.commit()
+                holder = f"backend process {holders[0][0]}" if holders else "another session"
+                raise DatabaseLockedError(
+                    f"another egregora migrate holds the migration lock ({holder}); wait for "
+                    "it to finish and retry, or pass --wait SECONDS",
+                    pid=holders[0][0] if holders else None,
+                )
+            time.sleep(0.1)
+        executor.commit()
+        try:
+            yield
+        finally:
+            executor.rollback()
+            executor.query("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+            executor.commit()
+
+    def bytes_literal(self, hex_digits: str) -> exp.Expr:
+        return exp.func("decode", exp.Literal.string(hex_digits), exp.Literal.string("hex"))
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        psycopg = sys.modules.get("psycopg")  # not imported: not one of its errors
+        return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
+def _current_schema(executor: Executor) -> str:
+    schema: str | None = executor.query("SELECT current_schema()")[0][0]
+    if schema is None:
+        raise DatabaseError(
+            "the connection has no current schema (its search_path names none that exists); "
+            "create the schema, or set search_path in the URL: ?options=-csearch_path%3DNAME"
+        )
+    return schema
+
+
+POSTGRES = Postgres()
