@@ -1081,7 +1081,7 @@ def test_opening_an_older_database_neither_migrates_nor_changes_it(tmp_path: Pat
 
 def test_the_gateway_refuses_a_postgresql_url_without_connecting() -> None:
     # Port 1 has no server: the refusal comes before any connection is tried.
-    with pytest.raises(UnsupportedBackendError, match="serves DuckDB databases today"):
+    with pytest.raises(UnsupportedBackendError, match="need a DuckDB file"):
         Storage.open("postgresql://nobody@127.0.0.1:1/none")
 
 
