@@ -432,7 +432,7 @@ def test_migration_0009_makes_omitted_media_media_messages(url: DatabaseURL) -> 
         for table, row in [*(("messages", r) for r in rows), ("annotations", note)]:
             executor.execute(insert_sql(table, row, executor.dialect), list(row.values()))
         executor.commit()
-    assert migrate_database(url).applied == ("0009",)
+    assert migrate_database(url, target="0009").applied == ("0009",)
     columns = ["event_id", "kind", "text", "media_filename", "media_omitted", "attrs"]
     with open_executor(url, write=False) as executor:
         found = executor.query(

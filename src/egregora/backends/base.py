@@ -66,6 +66,8 @@ class Backend(ABC):
     concurrent_writers: Capability
     # The storage gateway (validated writes, the services, ingest and run) works on it.
     serves_data: Capability
+    # CREATE INDEX ... WHERE: an index of the rows a query can want (Index.where).
+    partial_indexes: Capability
 
     @abstractmethod
     def open_executor(

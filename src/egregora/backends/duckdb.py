@@ -260,6 +260,7 @@ class DuckDB(Backend):
         "so migrating needs no lock of its own",
     )
     serves_data = Capability(True, "every command and the Python API work on a DuckDB file")
+    partial_indexes = Capability(False, "DuckDB 1.5 has no CREATE INDEX ... WHERE")
 
     @contextlib.contextmanager
     def open_executor(

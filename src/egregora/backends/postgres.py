@@ -158,6 +158,7 @@ class Postgres(Backend):
         "any number of sessions write at once, so two migrate commands must take turns: a "
         "session-level advisory lock, which the server drops when a process dies",
     )
+    partial_indexes = Capability(True, "a B-tree may hold only the rows its WHERE selects")
     serves_data = Capability(
         False,
         "in this version PostgreSQL serves `egregora db init/migrate/status/verify/schema` only; "

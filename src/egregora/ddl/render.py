@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Literal, TypeAlias
 
 import ibis.expr.datatypes as dt
+import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType, PostgresType
 from sqlglot import exp
 
@@ -84,7 +85,15 @@ def create_indexes(
     for index in table.indexes:
         if dialect not in index.dialects:
             continue
-        columns = [exp.Ordered(this=exp.column(c, quoted=True)) for c in index.columns]
+        columns = [
+            exp.Ordered(
+                this=exp.column(c, quoted=True), **({"desc": True} if c in index.descending else {})
+            )
+            for c in index.columns
+        ]
+        where = None
+        if index.where is not None:
+            where = exp.Where(this=sqlglot.parse_one(index.where, read="duckdb"))
         statements.append(
             exp.Create(
                 kind="INDEX",
@@ -92,7 +101,7 @@ def create_indexes(
                 this=exp.Index(
                     this=ident(index.name),
                     table=table_ref(table.name),
-                    params=exp.IndexParameters(columns=columns),
+                    params=exp.IndexParameters(columns=columns, where=where),
                 ),
             )
         )

@@ -78,6 +78,10 @@ def fill_column(
     return tree.sql(dialect=dialect)
 
 
+def drop_index(name: str, dialect: Dialect) -> str:
+    return exp.Drop(this=ident(name), kind="INDEX", exists=True).sql(dialect=dialect)
+
+
 def drop_table(table: str, dialect: Dialect) -> str:
     return exp.Drop(this=table_ref(table), kind="TABLE").sql(dialect=dialect)
 

@@ -96,6 +96,9 @@ class MigrationContext:
         else:
             self.rebuild(table)
 
+    def drop_index(self, name: str) -> None:
+        self.executor.execute(sql.drop_index(name, self.executor.dialect))
+
     def add_index(self, table: str, name: str) -> None:
         """Create the index where it is declared; a rebuild earlier in the migration may have
         created it already, hence IF NOT EXISTS."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from egregora.schema.model import Catalog, Table, Unique
+from egregora.schema.model import Catalog, Index, Table, Unique
 from egregora.schema.rules import Rule
 
 if TYPE_CHECKING:
@@ -212,6 +212,27 @@ class AddIndex(Operation):
 
     def describe(self) -> str:
         return f"add index {self.index} to {self.table}"
+
+
+@dataclass(frozen=True)
+class DropIndex(Operation):
+    """Drop an index the catalog no longer declares (where it exists: IF EXISTS)."""
+
+    table: str
+    index: Index  # as declared before, so earlier catalogs can be rebuilt
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        if any(i.name == self.index.name for i in table.indexes):
+            raise ValueError(f"{self.table} still declares the index {self.index.name!r}")
+        indexes = (*table.indexes, self.index)
+        return replace_table(catalog, dataclasses.replace(table, indexes=indexes))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.drop_index(self.index.name)
+
+    def describe(self) -> str:
+        return f"drop index {self.index.name} of {self.table}"
 
 
 @dataclass(frozen=True)

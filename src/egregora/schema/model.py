@@ -83,13 +83,35 @@ class Index:
 
     DuckDB 1.5 scans an ART index only for equality or a selective range on a single column;
     composite and ORDER BY ... LIMIT lookups are declared for PostgreSQL alone, where a B-tree
-    serves them, instead of slowing every DuckDB write for nothing.
+    serves them, instead of slowing every DuckDB write for nothing. ``descending`` names the
+    columns kept in descending order (to match an ORDER BY ... DESC); ``where`` makes a partial
+    index (SQL over the table's columns), for the dialects whose backend can build one.
     """
 
     name: str
     columns: tuple[str, ...]
     serves: str
     dialects: tuple[str, ...] = DIALECTS
+    descending: tuple[str, ...] = ()
+    where: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.descending) - set(self.columns)
+        if unknown:
+            raise ValueError(f"index {self.name}: descending names no column of it: {unknown}")
+
+
+def foreign_key_index(table: str, column: str) -> Index:
+    """The PostgreSQL index of a foreign-key column: PostgreSQL indexes only the referenced
+    side, so deleting or re-keying a parent would scan the whole child table (DuckDB indexes
+    foreign-key columns itself)."""
+    return Index(
+        f"{table}_{column}_idx",
+        (column,),
+        f"the rows that reference a parent: WHERE {column} = ? (deleting or re-keying the "
+        "parent checks them)",
+        dialects=("postgres",),
+    )
 
 
 @dataclass(frozen=True)

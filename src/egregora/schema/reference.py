@@ -91,6 +91,8 @@ def _table_json(table: Table) -> dict[str, Any]:
                 "columns": list(i.columns),
                 "serves": i.serves,
                 "dialects": list(i.dialects),
+                "descending": list(i.descending),
+                "where": i.where,
             }
             for i in table.indexes
         ],
@@ -140,8 +142,10 @@ def markdown(catalog: Catalog) -> str:
         for r in table.rules:
             out.append(f"- Check `{r.name}`: {r.description}: `{_cell(r.sql_text())}`")
         for i in table.indexes:
+            keys = ", ".join(f"{c} DESC" if c in i.descending else c for c in i.columns)
+            partial = f" WHERE `{_cell(i.where)}`" if i.where is not None else ""
             out.append(
-                f"- Index `{i.name}` on ({', '.join(i.columns)}), {', '.join(i.dialects)}: "
+                f"- Index `{i.name}` on ({keys}){partial}, {', '.join(i.dialects)}: "
                 f"serves {i.serves}"
             )
     return "\n".join(out) + "\n"

@@ -25,7 +25,7 @@ def _build(text: str, *, where: str | None = None, returning: tuple[str, ...] = 
 
 # The next task to run: highest priority, then oldest, then first enqueued; a pending task
 # whose backoff is over, or a running one whose lease lapsed (it is taken over directly).
-_NEXT = sqlglot.parse_one(
+PICK = sqlglot.parse_one(
     """
 SELECT task_id FROM tasks
 WHERE (status = 'pending' AND available_at <= ?)
@@ -56,9 +56,9 @@ UPDATE tasks SET
 
 
 # owner, lease_expires_at, now, now, now
-CLAIM = _claim(_NEXT)
+CLAIM = _claim(PICK)
 # owner, lease_expires_at, now, now, now, [task types]
-CLAIM_TYPES = _claim(_NEXT.copy().where(_OF_TYPES, dialect="duckdb"))  # type: ignore[attr-defined]
+CLAIM_TYPES = _claim(PICK.copy().where(_OF_TYPES, dialect="duckdb"))  # type: ignore[attr-defined]
 
 _HELD = "task_id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?"
 

@@ -1,6 +1,14 @@
 """Content tables: the unified documents, the ingested messages, and annotations on either."""
 
-from egregora.schema.model import TIMESTAMPTZ, ForeignKey, Index, Table, Unique, col
+from egregora.schema.model import (
+    TIMESTAMPTZ,
+    ForeignKey,
+    Index,
+    Table,
+    Unique,
+    col,
+    foreign_key_index,
+)
 from egregora.schema.rules import ExactlyOne, NullExactlyWhen, Ordered, RequiredWhen
 
 DOC_TYPES = ("post", "profile", "journal", "media")
@@ -102,6 +110,7 @@ DOCUMENTS = Table(
             ("filename",),
             "a media document by file name: WHERE filename = ?",
         ),
+        foreign_key_index("documents", "created_by_run"),
     ),
 )
 
@@ -155,6 +164,7 @@ MESSAGES = Table(
         ),
     ),
     foreign_keys=(ForeignKey("messages_created_by_run_fkey", "created_by_run", "runs", "run_id"),),
+    indexes=(foreign_key_index("messages", "created_by_run"),),
 )
 
 ANNOTATIONS = Table(
@@ -179,5 +189,9 @@ ANNOTATIONS = Table(
     foreign_keys=(
         ForeignKey("annotations_message_id_fkey", "message_id", "messages", "event_id"),
         ForeignKey("annotations_document_id_fkey", "document_id", "documents", "id"),
+    ),
+    indexes=(
+        foreign_key_index("annotations", "message_id"),
+        foreign_key_index("annotations", "document_id"),
     ),
 )

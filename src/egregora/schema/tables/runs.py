@@ -1,6 +1,6 @@
 """Run and task records: what the pipeline did, and the work queue it draws from."""
 
-from egregora.schema.model import TIMESTAMPTZ, ForeignKey, Index, Table, col
+from egregora.schema.model import TIMESTAMPTZ, ForeignKey, Index, Table, col, foreign_key_index
 from egregora.schema.rules import Ordered, RequiredWhen
 
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
@@ -41,6 +41,7 @@ RUNS = Table(
         ),
     ),
     foreign_keys=(ForeignKey("runs_parent_run_id_fkey", "parent_run_id", "runs", "run_id"),),
+    indexes=(foreign_key_index("runs", "parent_run_id"),),
 )
 
 TASKS = Table(
@@ -83,12 +84,16 @@ TASKS = Table(
     foreign_keys=(ForeignKey("tasks_run_id_fkey", "run_id", "runs", "run_id"),),
     indexes=(
         Index(
-            "tasks_next_pending_idx",
-            ("task_type", "status", "created_at"),
-            "the next pending task of a type, oldest first: WHERE task_type = ? AND "
-            "status = 'pending' ORDER BY created_at LIMIT 1",
+            "tasks_claim_idx",
+            ("priority", "created_at", "task_id"),
+            "the claim's pick: WHERE (status = 'pending' AND available_at <= ?) OR (status = "
+            "'running' AND lease_expires_at <= ?) ORDER BY priority DESC, created_at, task_id "
+            "LIMIT 1, read in order from the first claimable task",
             dialects=("postgres",),
+            descending=("priority",),
+            where="status IN ('pending', 'running')",
         ),
+        foreign_key_index("tasks", "run_id"),
         Index(
             "tasks_dedupe_key_idx",
             ("dedupe_key",),
