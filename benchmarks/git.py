@@ -545,9 +545,7 @@ class GitResolveLatency(_Lookups):
     def _query(self, i: int) -> list[tuple[Any, ...]]:
         assert self.store is not None and self.probes is not None
         path, at = self.probes.paths[i], self.probes.at(i)
-        return self.store.con.execute(
-            ONE_LOOKUP, [self.repo_id, path, at, self.repo_id, path, at]
-        ).fetchall()
+        return self.store.query(ONE_LOOKUP, [self.repo_id, path, at, self.repo_id, path, at])
 
     def _p50(self, calls: list[float], prefix: str) -> float:
         self._stats[f"{prefix}p99"] = percentile(calls, 99)

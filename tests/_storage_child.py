@@ -34,8 +34,9 @@ import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import egregora.storage.store as store_module
-from egregora.storage import Storage, staging
+import egregora.storage.staging as staging
+import egregora.storage.writing as writing
+from egregora.storage import Storage
 
 # Microseconds since the epoch of 2026-01-01T00:00:00Z: message i of a batch is sent at T0 + i us.
 T0_US = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
@@ -81,7 +82,7 @@ def wait_to_be_killed() -> NoReturn:
 
 def report_progress(pause_at: str) -> None:
     """Make Storage.write say how far it got, in this process only; stop at ``pause_at``."""
-    stage, store_rows = staging.stage, Storage._store
+    stage, store_rows = staging.stage, writing._store
 
     def mark(line: str) -> None:
         say(line)
@@ -93,14 +94,14 @@ def report_progress(pause_at: str) -> None:
         mark("staged")
         return result
 
-    def stored(self: Storage, *args: Any, **kwargs: Any) -> int:
+    def stored(*args: Any, **kwargs: Any) -> int:
         mark("inserting")
-        written = store_rows(self, *args, **kwargs)
+        written: int = store_rows(*args, **kwargs)
         mark("inserted")
         return written
 
-    store_module.stage = staged  # type: ignore[attr-defined]
-    Storage._store = stored  # type: ignore[method-assign]
+    staging.stage = staged
+    writing._store = stored
 
 
 def crash(db: str, trial: str, batches: int, rows: int, big: int, pause_at: str) -> None:

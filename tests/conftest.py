@@ -17,7 +17,7 @@ from psycopg import sql as pgsql
 from egregora.schema.catalog import CATALOG
 from egregora.storage import DatabaseURL, Storage
 from tests.samples import valid_rows
-from tests.support import create_schema, insert_rows
+from tests.support import copy_database, create_schema, insert_rows
 
 POSTGRES_ENV = "EGREGORA_TEST_POSTGRES_URL"
 
@@ -83,6 +83,16 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseURL:
         return DatabaseURL.parse(str(tmp_path / "egregora.duckdb"))
     pg: DatabaseURL = request.getfixturevalue("pg_url")
     return pg
+
+
+@pytest.fixture
+def any_store(url: DatabaseURL, empty_db: Path) -> Iterator[Storage]:
+    """An empty store at the latest schema on each engine (behaviour tests of the services)."""
+    if url.path is not None:
+        copy_database(empty_db, url.path)
+    with Storage.open(url.dsn or str(url.path)) as opened:
+        opened.ensure_schema()
+        yield opened
 
 
 @pytest.fixture

@@ -43,12 +43,8 @@ NEVER = timedelta(hours=1)  # a flush_interval no test reaches: only flush_every
 
 
 @pytest.fixture
-def store(empty_db: Path, tmp_path: Path) -> Iterator[Storage]:
-    path = tmp_path / "db.duckdb"
-    shutil.copyfile(empty_db, path)
-    with Storage.open(str(path), create=False) as opened:
-        opened.ensure_schema()
-        yield opened
+def store(any_store: Storage) -> Storage:
+    return any_store  # on each engine
 
 
 @pytest.fixture

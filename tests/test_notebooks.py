@@ -14,6 +14,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from typer.testing import CliRunner
+
+from egregora.cli.app import app
+from egregora.storage import DatabaseURL
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -100,3 +104,17 @@ def test_explore_notebook_says_to_run_the_demo_when_the_database_is_missing(
     assert "egregora demo" in errors[0]["evalue"]
     assert str(missing) in errors[0]["evalue"]
     assert not missing.exists()  # nothing was created
+
+
+def test_explore_notebook_reads_a_postgresql_database(
+    pg_url: DatabaseURL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert pg_url.dsn is not None
+    made = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--db", pg_url.dsn])
+    assert made.exit_code == 0, made.output
+    monkeypatch.setenv("EGREGORA_DB", pg_url.dsn)
+    notebook = _read(EXPLORE)
+    _client(notebook, tmp_path).execute()
+    assert not _errors(notebook)
+    figures = [o for o in _outputs(notebook) if "image/png" in o.get("data", {})]
+    assert len(figures) == EXPLORE_FIGURES

@@ -77,10 +77,8 @@ def fresh_db(tmp_path: Path, empty_db: Path) -> Path:
 
 
 @pytest.fixture
-def store(fresh_db: Path) -> Iterator[Storage]:
-    with Storage.open(str(fresh_db)) as opened:
-        opened.ensure_schema()
-        yield opened
+def store(any_store: Storage) -> Storage:
+    return any_store  # on each engine
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,10 +53,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Storage]:
-    with Storage.open(str(tmp_path / "tasks.duckdb")) as opened:
-        opened.ensure_schema()
-        yield opened
+def store(any_store: Storage) -> Storage:
+    return any_store  # on each engine
 
 
 @pytest.fixture

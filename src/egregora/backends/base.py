@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlglot
@@ -21,6 +22,9 @@ from sqlglot import exp
 from egregora.ddl.render import Dialect
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    from ibis.backends import BaseBackend
+
     from egregora.backends.url import DatabaseURL
     from egregora.ddl.introspect import LiveSchema
     from egregora.schema.model import Catalog
@@ -68,6 +72,16 @@ class Backend(ABC):
     serves_data: Capability
     # CREATE INDEX ... WHERE: an index of the rows a query can want (Index.where).
     partial_indexes: Capability
+    # A batch is scanned where it lies in the client's memory (Arrow), not sent row by row.
+    scans_arrow: Capability
+    # One INSERT may hold a row and the row of the same table it references.
+    same_table_references_in_one_insert: Capability
+    # UPDATE of a row another table references, whatever the table's indexes.
+    updates_referenced_rows: Capability
+    # SELECT ... FOR UPDATE SKIP LOCKED: concurrent claimers skip each other's rows.
+    skips_locked_rows: Capability
+    # ASOF JOIN: each probe meets the latest row at or before it, in one pass.
+    asof_join: Capability
 
     @abstractmethod
     def open_executor(
@@ -80,6 +94,34 @@ class Backend(ABC):
     ) -> AbstractContextManager[Executor]:
         """A connection a dry run reads from (it never writes)."""
         return self.open_executor(url, write=False, wait=wait)
+
+    # -- the storage gateway's connection ---------------------------------------------------
+    @abstractmethod
+    def connect(
+        self, url: DatabaseURL, *, read_only: bool, create: bool, timeout: float
+    ) -> BaseBackend:
+        """An Ibis connection for the storage gateway; transactions are the gateway's own
+        (BEGIN/COMMIT statements), everything else commits as it runs."""
+
+    @abstractmethod
+    def executor(self, con: Any) -> Executor:
+        """The migrations' executor on the gateway's driver connection ``con``."""
+
+    @abstractmethod
+    def run(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on ``con``; its rows (none for a statement that returns none)."""
+
+    @abstractmethod
+    def affected(self, con: Any, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one INSERT, UPDATE or DELETE on ``con``; how many rows it changed."""
+
+    @abstractmethod
+    def load(self, con: Any, table: str, rows: pa.Table) -> None:
+        """Append ``rows`` (named and typed like ``table``'s columns) to ``table`` in bulk."""
+
+    @abstractmethod
+    def is_constraint_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database refusing rows (a key, CHECK or foreign key)."""
 
     @abstractmethod
     def table_names(self, executor: Executor) -> set[str]:
@@ -101,6 +143,11 @@ class Backend(ABC):
     def migration_lock(self, executor: Executor, wait: float) -> AbstractContextManager[None]:
         """Held while migrating; engines with one writer per database need none."""
         return nullcontext()
+
+    def translate(self, sql: str) -> str:
+        """SQL text written in DuckDB's dialect (the one the services build statements in) as
+        this engine's SQL; translated once per statement."""
+        return _translated(sql, self.name)
 
     def inline(self, sql: str, params: Sequence[Any]) -> str:
         """``sql`` with ``params`` written in as SQL literals of this dialect: what a dry run
@@ -126,3 +173,8 @@ class Backend(ABC):
     @abstractmethod
     def is_driver_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` comes from this engine's driver (the command line reports those)."""
+
+
+@lru_cache(maxsize=1024)
+def _translated(sql: str, dialect: Dialect) -> str:
+    return str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])

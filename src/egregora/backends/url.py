@@ -65,6 +65,17 @@ class DatabaseURL:
         return cls("duckdb", path=Path(text).expanduser())
 
     @property
+    def files_folder(self) -> Path | None:
+        """Where files kept beside the database go (media): the DuckDB file's folder; for a
+        server's database ``.egregora`` under the current folder, where the default DuckDB file
+        lives; none for an in-memory database."""
+        if self.path is not None:
+            return self.path.parent
+        if self.dsn is not None:
+            return DEFAULT_PATH.parent
+        return None
+
+    @property
     def is_memory(self) -> bool:
         return self.path is None and self.dsn is None
 

@@ -182,7 +182,8 @@ def demo(
     with reported_errors(as_json):
         export = sample_export(folder)
         target = db or str(folder / "egregora.duckdb")
-        options = RunOptions(tz=TIMEZONE, site=folder / "site")
+        # Media go in the demo's folder whatever the database (a server's has no folder).
+        options = RunOptions(tz=TIMEZONE, site=folder / "site", media_dir=folder / "media")
         summary, where = open_and_run(target, export, options, as_json)
     if as_json:
         emit_json(summary.summary())

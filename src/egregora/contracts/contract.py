@@ -37,6 +37,16 @@ class _Check:
     duplicates: tuple[str, ...] = ()
 
 
+def _joined_key(t: ir.Table, names: list[str]) -> ir.StringValue:
+    """A composite key as one text value, each part prefixed with its length so no two keys
+    share a text (a row of structs cannot be compared with IN on every engine)."""
+    parts: list[ir.StringValue] = []
+    for name in names:
+        text = t[name].cast("string")
+        parts += [text.length().cast("string"), ibis.literal(":"), text]
+    return ibis.literal("").concat(*parts)
+
+
 def _unique_predicate(unique: Unique) -> Predicate:
     """Rows whose key no other row shares. A semi-join, because pandera aggregates check
     results and DuckDB refuses window functions inside aggregates."""
@@ -48,9 +58,7 @@ def _unique_predicate(unique: Unique) -> Predicate:
         if len(names) == 1:
             alone: ir.BooleanValue = ~t[names[0]].isin(repeated[names[0]])
         else:
-            key = ibis.struct({c: t[c] for c in names})
-            shared = repeated.select(_key=ibis.struct({c: repeated[c] for c in names}))._key
-            alone = ~key.isin(shared)
+            alone = ~_joined_key(t, names).isin(_joined_key(repeated, names))
         for name in names:
             alone = alone | t[name].isnull()
         return alone

@@ -434,14 +434,16 @@ def _media_id(thread_id: str, media: MediaFile) -> str:
 
 
 def media_folder(store: Storage, media_dir: Path | None) -> Path:
-    """Where media bytes go: ``media_dir``, else ``media/`` beside the database file."""
+    """Where media bytes go: ``media_dir``, else ``media/`` in the database's files folder
+    (beside a DuckDB file; ``.egregora/`` under the current folder for a server's database)."""
     if media_dir is not None:
         return media_dir
-    if store.url.path is None:
+    folder = store.url.files_folder
+    if folder is None:
         raise ConfigurationError(
             "this database has no folder to keep media files beside it; pass media_dir"
         )
-    return store.url.path.parent / MEDIA_FOLDER
+    return folder / MEDIA_FOLDER
 
 
 def _store_files(folder: Path, files: list[_File]) -> list[Path]:

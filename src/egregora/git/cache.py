@@ -132,11 +132,7 @@ class LookupCache:
             oldest = table.order_by(
                 [table.last_accessed_at, table.repo_id, table.path, table.at]
             ).limit(extra)
-            doomed = oldest.select(k=ibis.struct({c: oldest[c] for c in TABLE.primary_key}))
-            gone += self.store.delete(
-                "git_lookup_cache",
-                lambda t: ibis.struct({c: t[c] for c in TABLE.primary_key}).isin(doomed.k),
-            )
+            gone += self.store.delete_keys("git_lookup_cache", oldest.select(*TABLE.primary_key))
         return gone
 
     def clear(self, repo_id: str | None = None) -> int:

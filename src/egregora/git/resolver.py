@@ -135,8 +135,10 @@ class GitHistoryResolver:
         changes = self._changes(repo_id)
         if follow_renames:
             picked = self._follow(repo_id, numbered, changes)
-        else:
+        elif self.store.engine.asof_join:
             picked = _asof(numbered, changes)
+        else:
+            picked = _latest_before(numbered, changes)
         again = changes.view()  # the same changes, joined a second time
         answer = again.select(
             a_path=again.path,
@@ -294,6 +296,24 @@ def _asof(numbered: ir.Table, changes: ir.Table) -> ir.Table:
         "at",
         "best_seq",
         found_path=ibis.ifelse(joined.best_seq.isnull(), ibis.null("string"), joined.path),
+    )
+
+
+def _latest_before(numbered: ir.Table, changes: ir.Table) -> ir.Table:
+    """``_asof`` for an engine without an ASOF join: each probe joined to its path's changes
+    dated at or before it, keeping the highest chain_seq (an index on (repo, path, date)
+    serves the join)."""
+    hits = numbered.join(
+        changes, [numbered.path == changes.path, changes.committed_at <= numbered.at]
+    )
+    best = hits.group_by(PROBE).aggregate(best_seq=hits.chain_seq.max())
+    out = numbered.left_join(best, PROBE)
+    return out.select(
+        numbered[PROBE],
+        "path",
+        "at",
+        "best_seq",
+        found_path=ibis.ifelse(out.best_seq.isnull(), ibis.null("string"), out.path),
     )
 
 

@@ -13,9 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from egregora.git.cache import forget_pending
 from egregora.git.command import git, git_text
 from egregora.git.log import History, read_history
@@ -125,12 +122,7 @@ def _forget_answers_changed_by(store: Storage, repo_id: str, base_seq: int) -> N
         touched,
         [cache.repo_id == repo_id, cache.path == touched.t_path, cache.at >= touched.t_at],
     )
-    doomed = changed.select(k=_key(changed)).distinct()
-    store.delete("git_lookup_cache", lambda t: _key(t).isin(doomed.k))
-
-
-def _key(t: ir.Table) -> ir.StructValue:
-    return ibis.struct({"repo_id": t.repo_id, "path": t.path, "at": t.at})
+    store.delete_keys("git_lookup_cache", changed.select("repo_id", "path", "at").distinct())
 
 
 def _refs(root: Path, repo_id: str, now: datetime) -> list[dict[str, Any]]:

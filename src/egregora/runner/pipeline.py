@@ -46,6 +46,7 @@ class RunOptions:
     date_order: DateOrder | None = None
     site: Path | None = None
     site_name: str | None = None  # default: the group's name (see ThreadMessages.site_name)
+    media_dir: Path | None = None  # default: media/ in the database's files folder
     writer: Writer = field(default_factory=ExtractiveWriter)
     batch: int = 64  # tasks per write: a validated write costs about 0.4 s whatever its size
     lease: timedelta = timedelta(minutes=5)
@@ -112,6 +113,7 @@ def run_pipeline(
             tz=options.tz,
             thread=options.thread,
             date_order=options.date_order,
+            media_dir=options.media_dir,
             runs=runs,
             parent_run=run_id,
             progress=say.step,
@@ -170,7 +172,7 @@ def run_pipeline(
                         options.site,
                         site_name,
                         card_of,
-                        media_folder(store, None).parent,
+                        media_folder(store, options.media_dir).parent,
                         source.shown,
                     )
                     counts.rows_in, counts.rows_out = result.files, result.written

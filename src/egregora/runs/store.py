@@ -155,7 +155,7 @@ class RunStore:
 
     def _end(self, run_id: str, statement: str, params: list[Any], what: str) -> Run:
         with self.store.transaction():
-            if _changed(self.store.change(statement, [*params, run_id])):
+            if self.store.update(statement, [*params, run_id]):
                 return self.require(run_id)
         run = self.require(run_id)
         raise EgregoraError(
@@ -178,9 +178,7 @@ class RunStore:
         gone = []
         for run in running:
             why = self._why_stale(run, now)
-            if why is not None and _changed(
-                self.store.change(sql.FAIL, [now, why, now, run["run_id"]])
-            ):
+            if why is not None and self.store.update(sql.FAIL, [now, why, now, run["run_id"]]):
                 gone.append(run["run_id"])
         return gone
 
@@ -234,11 +232,6 @@ class RunStore:
             runs = runs.limit(limit)
         rows = self.store.to_pyarrow(runs.select(*COLUMNS)).to_pylist()
         return [Run.from_row(tuple(r.values())) for r in rows]
-
-
-def _changed(rows: list[tuple[Any, ...]]) -> bool:
-    """Whether an UPDATE without RETURNING changed a row (DuckDB returns its count)."""
-    return bool(rows and rows[0][0])
 
 
 def _runs_since(pid: int, started_at: datetime) -> bool:

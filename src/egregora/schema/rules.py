@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+import ibis
 import ibis.expr.types as ir
 from sqlglot import exp
 
@@ -271,9 +272,10 @@ class ExactlyOne(Rule):
         return _or(options)
 
     def predicate(self, table: ir.Table) -> ir.BooleanValue:
+        # ifelse, not a cast: PostgreSQL casts a boolean to integer only, not to smallint.
         count = sum(
-            (table[c].notnull().cast("int8") for c in self.choices[1:]),
-            table[self.choices[0]].notnull().cast("int8"),
+            (ibis.ifelse(table[c].notnull(), 1, 0) for c in self.choices[1:]),
+            ibis.ifelse(table[self.choices[0]].notnull(), 1, 0),
         )
         result: ir.BooleanValue = count == 1
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,9 @@ class Documents:
         thread by its public label (``extensions.thread``: ``chat-`` and a keyed hash), never
         by its id, which is the chat's name and often a person's."""
         t = self.table if doc_type is None else self.of_type(doc_type)
-        return t.filter(t.extensions["thread"].str == label)
+        # The value's JSON text, compared with the label written as JSON: Ibis 12 unwraps a
+        # JSON string into SQL PostgreSQL refuses (``->> VARIADIC ARRAY[]``).
+        return t.filter(t.extensions["thread"].cast("string") == json.dumps(label))
 
     def created_by_run(self, run_id: str) -> ir.Table:
         t = self.table

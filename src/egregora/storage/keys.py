@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from egregora.errors import ConfigurationError, SchemaError
-from egregora.migrations.executor import DuckDBExecutor
 from egregora.migrations.keyed import StoredKey, read_key
 from egregora.pseudonyms import ENV, Pseudonyms, key_from_env
 from egregora.storage.store import Storage
@@ -12,7 +11,7 @@ from egregora.storage.store import Storage
 def stored_key(store: Storage) -> StoredKey:
     """The database's key; refused when ``EGREGORA_PSEUDONYM_KEY`` names another one, since
     pseudonyms made with it would not match the ones stored."""
-    found = read_key(DuckDBExecutor(store.con))
+    found = read_key(store.executor())
     if found is None:
         raise SchemaError(
             f"{store.url} has no pseudonym key yet; run `egregora db migrate --db {store.url}`"

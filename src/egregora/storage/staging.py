@@ -1,8 +1,9 @@
 """Turn what a caller hands to ``write`` into a temporary relation with the catalog's column types.
 
-An append reads the batch where it lies: a temporary view casting the registered Arrow data, so
-a million rows are not copied once more before they are inserted. An upsert prunes its batch
-(rows identical to stored ones are dropped), so it gets a temporary table it can delete from.
+On DuckDB an append reads the batch where it lies: a temporary view casting the registered Arrow
+data, so a million rows are not copied once more before they are inserted. An upsert prunes its
+batch (rows identical to stored ones are dropped), so it gets a temporary table it can delete
+from. Other engines get a temporary table, filled by their bulk load.
 
 Accepted inputs: an Ibis table expression, a pyarrow Table, a pandas DataFrame, a list of dicts.
 Casts done here (and documented in the README): any numeric or text value that converts to the
@@ -19,7 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis.expr.types as ir
@@ -31,6 +32,9 @@ from egregora.contracts.report import ContractReport, RuleFailure
 from egregora.ddl.render import sql_type, table_ref
 from egregora.errors import ConfigurationError, ContractViolation
 from egregora.schema.model import Column, Table
+
+if TYPE_CHECKING:
+    from egregora.storage.store import Storage
 
 EXAMPLES = 5
 _names = itertools.count()
@@ -163,14 +167,47 @@ def _same_type(source: pa.DataType, column: Column) -> bool:
 
 
 def stage(
+    store: Storage, table: Table, data: pa.Table, *, editable: bool = False
+) -> tuple[Staged, list[RuleFailure]]:
+    """``data`` in ``store``'s database with ``table``'s column types, and the failures of shape
+    or type found on the way (the staged relation is still made, so the contract can add its own
+    findings to the same report). ``drop`` removes it.
+
+    An engine that scans Arrow gets a temporary view over the registered data (or, ``editable``,
+    a temporary table rows can be deleted from). Any other receives a temporary table filled by
+    its bulk load, from the same casts made in a private in-memory DuckDB, so every engine
+    accepts and refuses exactly the same values.
+    """
+    if store.engine.scans_arrow:
+        return stage_arrow(store.con, table, data, editable=editable)
+    with duckdb.connect(":memory:") as local:
+        cast, failures = stage_arrow(local, table, data)
+        typed = local.table(cast.name).to_arrow_table()
+        drop_arrow(local, cast)
+    name = f"_egregora_stage_{next(_names)}"
+    columns = [
+        exp.ColumnDef(
+            this=exp.to_identifier(c.name, quoted=True),
+            kind=sql_type(c.dtype.copy(nullable=True), store.dialect),
+        )
+        for c in table.columns
+    ]
+    store.run(
+        exp.Create(
+            this=exp.Schema(this=table_ref(name), expressions=columns),
+            kind="TABLE",
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+    )
+    store.engine.load(store.con, name, typed)
+    return Staged(name, typed.num_rows), failures
+
+
+def stage_arrow(
     con: duckdb.DuckDBPyConnection, table: Table, data: pa.Table, *, editable: bool = False
 ) -> tuple[Staged, list[RuleFailure]]:
-    """Register ``data`` and cast it to ``table``'s types: a temporary view over it, or with
-    ``editable`` a temporary table (a copy rows can be deleted from). ``drop`` removes either.
-
-    Returns the staged relation and the failures of shape or type found on the way (it is still
-    made, so the contract can add its own findings to the same report).
-    """
+    """Register ``data`` on a DuckDB connection and cast it to ``table``'s types: a temporary
+    view over it, or with ``editable`` a temporary table (a copy rows can be deleted from)."""
     failures: list[RuleFailure] = []
     source = f"_egregora_in_{next(_names)}"
     staged = f"_egregora_stage_{next(_names)}"
@@ -286,7 +323,14 @@ def refuse(table: Table, rows: int, failures: list[RuleFailure]) -> None:
         raise ContractViolation(ContractReport(table.name, rows, tuple(failures)))
 
 
-def drop(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+def drop(store: Storage, staged: Staged) -> None:
+    if staged.source is not None:
+        drop_arrow(store.con, staged)
+        return
+    store.run(exp.Drop(this=table_ref(staged.name), kind="TABLE", exists=True))
+
+
+def drop_arrow(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
     kind = "TABLE" if staged.source is None else "VIEW"
     con.execute(exp.Drop(this=table_ref(staged.name), kind=kind, exists=True).sql("duckdb"))
     if staged.source is not None:

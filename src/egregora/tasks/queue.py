@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import ibis
 import pyarrow as pa
+from sqlglot import exp
 
 from egregora.clock import Clock, utc_now
 from egregora.errors import ConfigurationError, LeaseLostError, NotFoundError
@@ -102,9 +103,10 @@ class TaskStore:
             raise ConfigurationError(f"lease must be positive, not {lease}")
         now = self.clock()
         params: list[object] = [worker_id, now + lease, now, now, now]
-        statement = sql.CLAIM
+        skipping = self.store.engine.skips_locked_rows
+        statement: str | exp.Expr = sql.CLAIM_SKIPPING if skipping else sql.CLAIM
         if task_types is not None:
-            statement = sql.CLAIM_TYPES
+            statement = sql.CLAIM_TYPES_SKIPPING if skipping else sql.CLAIM_TYPES
             params.append(list(task_types))
         rows = self.store.change(statement, params)
         if rows:

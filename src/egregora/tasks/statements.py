@@ -37,7 +37,7 @@ ORDER BY priority DESC, created_at, task_id LIMIT 1
 _OF_TYPES = "task_type IN (SELECT UNNEST(CAST(? AS VARCHAR[])))"
 
 
-def _claim(pick: exp.Expr) -> str:
+def _claim(pick: exp.Expr) -> exp.Expr:
     tree = sqlglot.parse_one(
         """
 UPDATE tasks SET
@@ -52,13 +52,24 @@ UPDATE tasks SET
     where = exp.EQ(this=exp.column("task_id", quoted=True), expression=exp.Subquery(this=pick))
     tree.set("where", exp.Where(this=where))
     tree.set("returning", exp.Returning(expressions=[exp.column(c, quoted=True) for c in COLUMNS]))
-    return tree.sql("duckdb")
+    return tree
 
 
+def _skipping(pick: exp.Expr) -> exp.Expr:
+    """The pick with FOR UPDATE SKIP LOCKED: claimers running at once never take one task."""
+    locked = pick.copy()
+    locked.set("locks", [exp.Lock(update=True, wait=False)])
+    return locked
+
+
+_PICK_TYPES = PICK.copy().where(_OF_TYPES, dialect="duckdb")  # type: ignore[attr-defined]
 # owner, lease_expires_at, now, now, now
-CLAIM = _claim(PICK)
+CLAIM = _claim(PICK).sql("duckdb")
 # owner, lease_expires_at, now, now, now, [task types]
-CLAIM_TYPES = _claim(PICK.copy().where(_OF_TYPES, dialect="duckdb"))  # type: ignore[attr-defined]
+CLAIM_TYPES = _claim(_PICK_TYPES).sql("duckdb")
+# The same, as trees for engines whose claimers run at once (``skips_locked_rows``).
+CLAIM_SKIPPING = _claim(_skipping(PICK))
+CLAIM_TYPES_SKIPPING = _claim(_skipping(_PICK_TYPES))
 
 _HELD = "task_id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?"
 
