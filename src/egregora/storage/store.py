@@ -154,25 +154,15 @@ class Storage:
         CHECKs, keys and foreign keys still judge every changed row; a refusal changes nothing
         (one statement is atomic) and raises DatabaseError. New rows go through ``write``.
         """
-        with self._lock:
+        with self._lock, self._refused("a change", "changed"):
             self.refuse_read_only()
-            try:
-                return self.engine.run(self.con, self.prepared(statement), parameters)
-            except Exception as exc:
-                if not self.engine.is_driver_error(exc):
-                    raise
-                raise self.failed("a change", "changed", exc) from exc
+            return self.engine.run(self.con, self.prepared(statement), parameters)
 
     def update(self, statement: str | exp.Expr, parameters: Sequence[Any] = ()) -> int:
         """``change`` for a statement without RETURNING; how many rows it changed."""
-        with self._lock:
+        with self._lock, self._refused("a change", "changed"):
             self.refuse_read_only()
-            try:
-                return self.engine.affected(self.con, self.prepared(statement), parameters)
-            except Exception as exc:
-                if not self.engine.is_driver_error(exc):
-                    raise
-                raise self.failed("a change", "changed", exc) from exc
+            return self.engine.affected(self.con, self.prepared(statement), parameters)
 
     def to_pyarrow(self, expr: ir.Expr) -> Any:
         with self._lock:
@@ -204,6 +194,16 @@ class Storage:
     def affected(self, statement: str | exp.Expr, parameters: Sequence[Any] = ()) -> int:
         """Run one INSERT, UPDATE or DELETE (callers hold the lock); the rows it changed."""
         return self.engine.affected(self.con, self.sql(statement), parameters)
+
+    @contextmanager
+    def _refused(self, what: str, done: str) -> Iterator[None]:
+        """A driver's error inside becomes DatabaseError saying ``what`` was rolled back."""
+        try:
+            yield
+        except Exception as exc:
+            if not self.engine.is_driver_error(exc):
+                raise
+            raise self.failed(what, done, exc) from exc
 
     def failed(self, what: str, done: str, exc: BaseException) -> DatabaseError:
         cause = " ".join(str(exc).split())
@@ -267,13 +267,8 @@ class Storage:
             statement = exp.delete(table_ref(name)).where(
                 exp.In(this=key_of(declared.primary_key), query=exp.Subquery(this=query))
             )
-            with self.transaction():
-                try:
-                    return self.affected(statement)
-                except Exception as exc:
-                    if not self.engine.is_driver_error(exc):
-                        raise
-                    raise self.failed(f"deleting from {name}", "deleted", exc) from exc
+            with self.transaction(), self._refused(f"deleting from {name}", "deleted"):
+                return self.affected(statement)
 
     def refuse_read_only(self) -> None:
         if self.read_only:
