@@ -69,7 +69,14 @@ class DyingReporter:
 
 
 def options(site: Path, writer: ExtractiveWriter | None = None) -> RunOptions:
-    return RunOptions(tz=TIMEZONE, site=site, writer=writer or ExtractiveWriter(), batch=BATCH)
+    """The run's options; media go to ``media/`` beside the site, on either engine."""
+    return RunOptions(
+        tz=TIMEZONE,
+        site=site,
+        writer=writer or ExtractiveWriter(),
+        batch=BATCH,
+        media_dir=site.parent / "media",
+    )
 
 
 def main(argv: list[str]) -> int:

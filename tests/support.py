@@ -19,6 +19,7 @@ from egregora.ddl.render import Dialect, catalog_statements
 from egregora.ddl.statements import insert_values
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog, Table
+from egregora.storage import DatabaseURL
 
 _staged = itertools.count()
 
@@ -52,6 +53,11 @@ def stage(backend: DuckDBBackend, table: Table, rows: list[dict[str, Any]]) -> i
     full = [{c: row.get(c) for c in table.column_names} for row in rows]
     insert_rows(backend.con, name, full)
     return backend.table(name)
+
+
+def db_arg(url: DatabaseURL) -> str:
+    """The ``--db`` value that opens ``url`` again (a PostgreSQL URL with its secrets)."""
+    return str(url.dsn or url.path)
 
 
 def copy_database(source: Path, target: Path) -> Path:

@@ -9,7 +9,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import duckdb
 import pytest
 import sqlglot
 from typer.testing import CliRunner
@@ -18,6 +17,8 @@ from egregora import __version__
 from egregora.cli.app import app
 from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
+from egregora.storage import DatabaseURL
+from tests.support import db_arg
 
 runner = CliRunner()
 MIGRATION_IDS = [m.id for m in shipped_migrations()]
@@ -72,25 +73,34 @@ def test_egregora_db_variable_is_the_default(
     assert runner.invoke(app, ["db", "verify"]).exit_code == 0
 
 
-def test_init_refuses_a_database_with_different_egregora_tables(db_path: Path) -> None:
-    with duckdb.connect(str(db_path)) as con:
-        con.execute('CREATE TABLE "documents" ("id" VARCHAR, "body" VARCHAR)')
-        con.execute("INSERT INTO documents VALUES ('keep', 'me')")
-    result = runner.invoke(app, ["db", "init", "--db", str(db_path)])
+def _sql(url: DatabaseURL, *statements: str) -> None:
+    """Run ``statements`` on the database, committed, as another program would."""
+    with url.backend.open_executor(url, write=True, create=True) as con:
+        con.begin()
+        for statement in statements:
+            con.execute(statement)
+        con.commit()
+
+
+def test_init_refuses_a_database_with_different_egregora_tables(url: DatabaseURL) -> None:
+    _sql(
+        url,
+        'CREATE TABLE "documents" ("id" VARCHAR, "body" VARCHAR)',
+        "INSERT INTO documents VALUES ('keep', 'me')",
+    )
+    result = runner.invoke(app, ["db", "init", "--db", db_arg(url)])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
     assert "no migration ledger" in result.stderr
-    with duckdb.connect(str(db_path)) as con:
-        assert con.execute("SELECT * FROM documents").fetchall() == [("keep", "me")]
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert tables == {"documents"}
+    with url.backend.open_executor(url, write=False) as con:
+        assert con.query("SELECT * FROM documents") == [("keep", "me")]
+        assert url.backend.table_names(con) == {"documents"}
 
 
-def test_init_keeps_unrelated_tables_and_verify_reports_them(db_path: Path) -> None:
-    with duckdb.connect(str(db_path)) as con:
-        con.execute('CREATE TABLE "notes" ("x" INTEGER)')
-    assert runner.invoke(app, ["db", "init", "--db", str(db_path)]).exit_code == 0
-    result = runner.invoke(app, ["db", "verify", "--db", str(db_path), "--json"])
+def test_init_keeps_unrelated_tables_and_verify_reports_them(url: DatabaseURL) -> None:
+    _sql(url, 'CREATE TABLE "notes" ("x" INTEGER)')
+    assert runner.invoke(app, ["db", "init", "--db", db_arg(url)]).exit_code == 0
+    result = runner.invoke(app, ["db", "verify", "--db", db_arg(url), "--json"])
     assert result.exit_code == 1
     kinds = [(d["kind"], d["table"]) for d in json.loads(result.stdout)["differences"]]
     assert kinds == [("extra_table", "notes")]

@@ -10,13 +10,12 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from egregora.cli.app import app
-from egregora.ddl import statements as sql
-from egregora.storage import Storage
+from egregora.storage import DatabaseURL, Storage
+from tests.support import db_arg
 
 runner = CliRunner()
 T0 = 1_700_000_000
@@ -36,6 +35,12 @@ def _git(repo: Path, *args: str, when: int = T0) -> str:
     }
     done = subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
     return done.stdout.decode().strip()
+
+
+@pytest.fixture
+def where(url: DatabaseURL) -> str:
+    """The ``--db`` value of an empty database, on each engine."""
+    return db_arg(url)
 
 
 @pytest.fixture
@@ -59,37 +64,37 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_sync_prints_its_summary_and_is_incremental(repo: Path, db_path: Path) -> None:
-    code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
+def test_sync_prints_its_summary_and_is_incremental(repo: Path, where: str) -> None:
+    code, out, _ = _run("git", "sync", str(repo), "--db", where, "--json")
     first = json.loads(out)
     assert code == 0
     assert set(first) == {"repo_id", "commits", "file_changes", "new_commits", "rewritten"}
     assert (first["commits"], first["file_changes"], first["new_commits"]) == (2, 5, 2)
     assert first["rewritten"] is False
-    code, out, _ = _run("git", "sync", str(repo), "--db", str(db_path), "--json")
+    code, out, _ = _run("git", "sync", str(repo), "--db", where, "--json")
     assert json.loads(out) == {**first, "new_commits": 0}
 
 
 def test_sync_full_reads_the_whole_history_again_and_answers_the_same(
-    repo: Path, db_path: Path
+    repo: Path, where: str
 ) -> None:
-    db = ("--db", str(db_path))
+    db = ("--db", where)
     first = json.loads(_run("git", "sync", str(repo), *db, "--json")[1])
     at = f"@{T0 + 100}"
     answers = [_run("git", "resolve", str(repo), name, at, *db) for name in TRICKY]
     # A cached answer: a plain resync that reads no commit keeps it, --full drops it.
-    with Storage.open(str(db_path)) as store:
+    with Storage.open(where) as store:
         store.write("git_lookup_cache", [_cached(first["repo_id"])])
-    stored = _commit_rows(db_path)
+    stored = _commit_rows(where)
     code, out, _ = _run("git", "sync", str(repo), *db, "--json")
     assert code == 0 and json.loads(out) == {**first, "new_commits": 0}
-    assert _cached_paths(db_path) == ["elsewhere.md"]
+    assert _cached_paths(where) == ["elsewhere.md"]
     code, out, _ = _run("git", "sync", str(repo), "--full", *db, "--json")
     assert code == 0
     assert json.loads(out) == first  # both commits read again, the same rows stored
     assert (first["new_commits"], first["rewritten"]) == (2, False)
-    assert _commit_rows(db_path) == stored
-    assert _cached_paths(db_path) == []
+    assert _commit_rows(where) == stored
+    assert _cached_paths(where) == []
     assert [_run("git", "resolve", str(repo), name, at, *db) for name in TRICKY] == answers
     code, out, _ = _run("git", "sync", str(repo), "--full", *db)
     assert code == 0
@@ -111,25 +116,28 @@ def _cached(repo_id: str) -> dict[str, object]:
     }
 
 
-def _commit_rows(db_path: Path) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        query = "SELECT * FROM git_commits ORDER BY chain_seq, path"
-        return [tuple(row) for row in con.execute(query).fetchall()]
+def _commit_rows(where: str) -> list[dict[str, object]]:
+    with Storage.open(where, read_only=True) as store:
+        commits = store.table("git_commits")
+        rows: list[dict[str, object]] = store.to_pyarrow(
+            commits.order_by(["chain_seq", "path"])
+        ).to_pylist()
+    return rows
 
 
-def _cached_paths(db_path: Path) -> list[str]:
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        rows = con.execute("SELECT path FROM git_lookup_cache ORDER BY path").fetchall()
-    return [str(row[0]) for row in rows]
+def _cached_paths(where: str) -> list[str]:
+    with Storage.open(where, read_only=True) as store:
+        cache = store.table("git_lookup_cache")
+        return [str(p) for p in store.to_pyarrow(cache.order_by("path").path).to_pylist()]
 
 
 def test_resolve_prints_the_commit_and_fails_clearly_before_the_first(
-    repo: Path, db_path: Path
+    repo: Path, where: str
 ) -> None:
-    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    assert _run("git", "sync", str(repo), "--db", where)[0] == 0
     head = _git(repo, "rev-parse", "HEAD")
     first = _git(repo, "rev-parse", "HEAD~1")
-    db = ("--db", str(db_path))
+    db = ("--db", where)
     assert _run("git", "resolve", str(repo), TRICKY[0], f"@{T0 + 100}", *db)[:2] == (0, head + "\n")
     iso = "2023-11-14T22:14:59+00:00"  # T0 + 99 s, written as ISO-8601
     assert _run("git", "resolve", str(repo), TRICKY[0], iso, *db)[:2] == (0, first + "\n")
@@ -144,9 +152,9 @@ def test_resolve_prints_the_commit_and_fails_clearly_before_the_first(
 
 
 def test_batch_resolve_round_trips_paths_csv_must_quote(
-    repo: Path, db_path: Path, tmp_path: Path
+    repo: Path, where: str, tmp_path: Path
 ) -> None:
-    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
+    assert _run("git", "sync", str(repo), "--db", where)[0] == 0
     head = _git(repo, "rev-parse", "HEAD")
     first = _git(repo, "rev-parse", "HEAD~1")
     probes = tmp_path / "probes.csv"
@@ -160,7 +168,7 @@ def test_batch_resolve_round_trips_paths_csv_must_quote(
     out = tmp_path / "answers.csv"
     code, printed, _ = _run(
         "git", "resolve", str(repo), "--batch", str(probes), "--out", str(out),
-        "--db", str(db_path), "--json",
+        "--db", where, "--json",
     )  # fmt: skip
     assert code == 0
     assert json.loads(printed)["probes"] == 6 and json.loads(printed)["missing"] == 2
@@ -171,40 +179,40 @@ def test_batch_resolve_round_trips_paths_csv_must_quote(
     assert rows[0]["at"] == f"@{T0 + 100}"
 
 
-def test_bad_input_names_the_fix(repo: Path, db_path: Path, tmp_path: Path) -> None:
-    code, _, err = _run("git", "sync", str(tmp_path / "nothing"), "--db", str(db_path))
+def test_bad_input_names_the_fix(repo: Path, where: str, tmp_path: Path) -> None:
+    code, _, err = _run("git", "sync", str(tmp_path / "nothing"), "--db", where)
     assert code == 1 and "does not exist" in err
     plain = tmp_path / "plain"
     plain.mkdir()
-    code, _, err = _run("git", "sync", str(plain), "--db", str(db_path))
+    code, _, err = _run("git", "sync", str(plain), "--db", where)
     assert code == 1 and "not inside a git repository" in err
     empty = tmp_path / "empty"
     empty.mkdir()
     _git(empty, "init", "-q")
-    code, _, err = _run("git", "sync", str(empty), "--db", str(db_path))
+    code, _, err = _run("git", "sync", str(empty), "--db", where)
     assert code == 1 and "has no commits yet" in err
-    code, _, err = _run("git", "sync", str(repo), "--ref", "nope", "--db", str(db_path))
+    code, _, err = _run("git", "sync", str(repo), "--ref", "nope", "--db", where)
     assert code == 1 and "'nope' is not a branch or tag" in err
-    with duckdb.connect(str(db_path), read_only=True) as con:  # refused syncs wrote nothing
+    with Storage.open(where, read_only=True) as store:  # refused syncs wrote nothing
         for table in ("git_repos", "git_commits", "git_refs"):
-            assert con.execute(sql.count_rows(table, "duckdb")).fetchone() == (0,), table
-    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
-    code, _, err = _run("git", "resolve", "elsewhere", "a.md", "@1", "--db", str(db_path))
+            assert store.execute(store.table(table).count()) == 0, table
+    assert _run("git", "sync", str(repo), "--db", where)[0] == 0
+    code, _, err = _run("git", "resolve", "elsewhere", "a.md", "@1", "--db", where)
     assert code == 1 and "git sync" in err
     bad = tmp_path / "bad.csv"
     bad.write_text("path,at\na.md,yesterday\n", encoding="utf-8")
     out = tmp_path / "answers.csv"
     code, _, err = _run(
-        "git", "resolve", str(repo), "--batch", str(bad), "--out", str(out), "--db", str(db_path)
+        "git", "resolve", str(repo), "--batch", str(bad), "--out", str(out), "--db", where
     )
     assert code == 2 and "line 2" in err and not out.exists()
-    code, _, err = _run("git", "resolve", str(repo), "--db", str(db_path))
+    code, _, err = _run("git", "resolve", str(repo), "--db", where)
     assert code == 2 and "--batch" in err
 
 
-def test_show_prints_the_file_as_it_was(repo: Path, db_path: Path) -> None:
-    assert _run("git", "sync", str(repo), "--db", str(db_path))[0] == 0
-    db = ("--db", str(db_path))
+def test_show_prints_the_file_as_it_was(repo: Path, where: str) -> None:
+    assert _run("git", "sync", str(repo), "--db", where)[0] == 0
+    db = ("--db", where)
     assert _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 99}", *db)[:2] == (0, TRICKY[0])
     assert _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 100}", *db)[:2] == (0, "changed")
     code, out, err = _run("git", "show", str(repo), TRICKY[0], f"@{T0 - 1}", *db)

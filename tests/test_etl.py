@@ -36,7 +36,7 @@ from egregora.pseudonyms import thread_slug
 from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.storage.keys import pseudonyms
-from tests.support import copy_database
+from tests.conftest import Place
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 TZ = "America/Sao_Paulo"  # UTC-3 all year since 2019: 10:00 local is 13:00 UTC
@@ -54,13 +54,13 @@ OPUS = b"OggS tiny voice note"
 
 # -- databases ------------------------------------------------------------------------------------
 @pytest.fixture
-def db(tmp_path: Path, empty_db: Path) -> Path:
-    """This test's own empty database, alone in its folder (media/ would go beside it)."""
-    return copy_database(empty_db, tmp_path / "data" / "egregora.duckdb")
+def db(place: Place) -> Place:
+    """This test's own empty database, on each engine, and the folder its media/ goes in."""
+    return place
 
 
 @pytest.fixture
-def store(db: Path) -> Iterator[Storage]:
+def store(db: Place) -> Iterator[Storage]:
     with Storage.open(str(db)) as opened:
         yield opened
 
@@ -87,17 +87,17 @@ def _count(store: Storage, table: str) -> int:
     return len(store.to_pyarrow(store.table(table)))
 
 
-def _media_files(db: Path) -> set[Path]:
-    folder = db.parent / "media"
+def _media_files(db: Place) -> set[Path]:
+    folder = db.files / "media"
     return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
 
 
-def _assert_nothing_written(db: Path) -> None:
+def _assert_nothing_written(db: Place) -> None:
     with Storage.open(str(db)) as store:
         assert _count(store, "messages") == 0
         assert _count(store, "documents") == 0
         assert _count(store, "runs") == 0
-    assert not (db.parent / "media").exists()
+    assert not (db.files / "media").exists()
 
 
 def _local(when: str, tz: str = TZ) -> datetime:
@@ -580,10 +580,10 @@ def test_the_fixtures_hold_the_bytes_phones_write() -> None:
 
 # -- date order -----------------------------------------------------------------------------------
 def test_an_ambiguous_file_asks_for_date_order_and_reads_with_it(
-    tmp_path: Path, empty_db: Path
+    new_place: Callable[[], Place],
 ) -> None:
     path = FIXTURES / "ambiguous_dates.txt"
-    first = copy_database(empty_db, tmp_path / "a" / "egregora.duckdb")
+    first = new_place()
     wanted = "--date-order dmy or --date-order mdy"
     with Storage.open(str(first)) as store, pytest.raises(ExportFormatError, match=wanted):
         _ingest(store, path)
@@ -592,13 +592,13 @@ def test_an_ambiguous_file_asks_for_date_order_and_reads_with_it(
         result = _ingest(store, path, date_order="mdy")
         assert (result.date_order, result.date_order_guessed) == ("mdy", False)
         assert [_seen(r)[0] for r in _rows(store)] == ["2024-03-04 10:00:00", "2024-03-05 10:00:00"]
-    second = copy_database(empty_db, tmp_path / "b" / "egregora.duckdb")
+    second = new_place()
     with Storage.open(str(second)) as store:
         _ingest(store, path, date_order="dmy")
         assert [_seen(r)[0] for r in _rows(store)] == ["2024-04-03 10:00:00", "2024-05-03 10:00:00"]
 
 
-def test_a_date_order_the_file_contradicts_is_refused(db: Path) -> None:
+def test_a_date_order_the_file_contradicts_is_refused(db: Place) -> None:
     with Storage.open(str(db)) as store:
         with pytest.raises(ExportFormatError, match="cannot be read with --date-order mdy"):
             _ingest(store, FIXTURES / "day_first_late.txt", date_order="mdy")
@@ -608,7 +608,7 @@ def test_a_date_order_the_file_contradicts_is_refused(db: Path) -> None:
     _assert_nothing_written(db)
 
 
-def test_the_cli_reads_an_ambiguous_file_with_date_order(db: Path) -> None:
+def test_the_cli_reads_an_ambiguous_file_with_date_order(db: Place) -> None:
     path = str(FIXTURES / "ambiguous_dates.txt")
     code, out, err = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json")
     assert code == 2
@@ -627,12 +627,12 @@ def test_the_cli_reads_an_ambiguous_file_with_date_order(db: Path) -> None:
 
 
 # -- time zones -----------------------------------------------------------------------------------
-def test_tz_makes_local_times_instants(tmp_path: Path, empty_db: Path) -> None:
+def test_tz_makes_local_times_instants(tmp_path: Path, new_place: Callable[[], Place]) -> None:
     path = tmp_path / "WhatsApp Chat with Family.txt"
     path.write_text("14/03/2024, 10:00 - Ana Sousa: ten o'clock\n", encoding="utf-8")
     instants = {}
     for tz in ("America/Sao_Paulo", "Europe/Lisbon", "Asia/Tokyo", "UTC"):
-        copy = copy_database(empty_db, tmp_path / tz.replace("/", "-") / "egregora.duckdb")
+        copy = new_place()
         with Storage.open(str(copy)) as store:
             assert _ingest(store, path, tz=tz).summary()["new"] == 1
             instants[tz] = _rows(store)[0]["ts"]
@@ -644,14 +644,16 @@ def test_tz_makes_local_times_instants(tmp_path: Path, empty_db: Path) -> None:
     }
 
 
-def test_without_tz_times_are_local_to_the_machines_zone(tmp_path: Path, empty_db: Path) -> None:
+def test_without_tz_times_are_local_to_the_machines_zone(
+    tmp_path: Path, new_place: Callable[[], Place]
+) -> None:
     """`egregora ingest` without --tz reads the times in $TZ, and says which zone it used."""
     path = tmp_path / "WhatsApp Chat with Family.txt"
     path.write_text("14/03/2024, 10:00 - Ana Sousa: ten o'clock\n", encoding="utf-8")
     stored = {}
     for machine in ("America/Sao_Paulo", ":Asia/Tokyo"):  # a leading ':' is POSIX's own form
         name = machine.lstrip(":")
-        db = copy_database(empty_db, tmp_path / name.replace("/", "-") / "egregora.duckdb")
+        db = new_place()
         result = runner.invoke(app, ["ingest", str(path), "--db", str(db)], env={"TZ": machine})
         assert result.exit_code == 0, result.output
         assert " ".join(result.stdout.split()).endswith(f"times in {name}")
@@ -687,7 +689,7 @@ def test_daylight_saving_gaps_move_forward_and_repeats_take_the_earlier(
     ]
 
 
-def test_an_unknown_zone_is_a_configuration_error_and_writes_nothing(db: Path) -> None:
+def test_an_unknown_zone_is_a_configuration_error_and_writes_nothing(db: Place) -> None:
     wanted = "unknown time zone 'Mars/Olympus'"
     with Storage.open(str(db)) as store, pytest.raises(ConfigurationError, match=wanted):
         _ingest(store, FIXTURES / "family_short.txt", tz="Mars/Olympus")
@@ -702,11 +704,11 @@ def test_an_unknown_zone_is_a_configuration_error_and_writes_nothing(db: Path) -
 
 # -- identities: event ids, seq, authors ----------------------------------------------------------
 def test_event_ids_are_deterministic_and_seq_follows_the_file(
-    tmp_path: Path, empty_db: Path
+    new_place: Callable[[], Place],
 ) -> None:
     seen = []
-    for copy in ("one", "two"):
-        path = copy_database(empty_db, tmp_path / copy / "egregora.duckdb")
+    for _ in range(2):
+        path = new_place()
         with Storage.open(str(path)) as store:
             _ingest(store, FIXTURES / "system_android_en.txt", thread="Family")
             seen.append([(r["event_id"], r["seq"]) for r in _rows(store)])
@@ -858,7 +860,7 @@ def _android_zip(folder: Path) -> Path:
     )
 
 
-def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Path) -> None:
+def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Place) -> None:
     with Storage.open(str(db)) as store:
         result = _ingest(store, _android_zip(tmp_path))
         rows = _rows(store)
@@ -891,11 +893,11 @@ def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Pa
             "size_bytes": len(content),
             "thread": label,  # documents name a thread by its keyed label, not its name
         }
-        assert (db.parent / stored_at).read_bytes() == content
+        assert (db.files / stored_at).read_bytes() == content
     assert len(_media_files(db)) == 3  # no drafts left, no AppleDouble file
 
 
-def test_an_ios_zip_links_its_attachments(tmp_path: Path, db: Path) -> None:
+def test_an_ios_zip_links_its_attachments(tmp_path: Path, db: Place) -> None:
     path = _zip(
         tmp_path / "WhatsApp Chat - Family.zip",
         {
@@ -928,7 +930,7 @@ def test_an_ios_zip_links_its_attachments(tmp_path: Path, db: Path) -> None:
     assert len(_media_files(db)) == 3
 
 
-def test_ingesting_a_zip_again_adds_no_rows_documents_or_files(tmp_path: Path, db: Path) -> None:
+def test_ingesting_a_zip_again_adds_no_rows_documents_or_files(tmp_path: Path, db: Place) -> None:
     path = _android_zip(tmp_path)
     with Storage.open(str(db)) as store:
         first = _ingest(store, path)
@@ -943,7 +945,7 @@ def test_ingesting_a_zip_again_adds_no_rows_documents_or_files(tmp_path: Path, d
     assert _media_files(db) == files
 
 
-def test_the_same_bytes_under_two_names_are_one_file(tmp_path: Path, db: Path) -> None:
+def test_the_same_bytes_under_two_names_are_one_file(tmp_path: Path, db: Place) -> None:
     path = _zip(
         tmp_path / "WhatsApp Chat with Family.zip",
         {
@@ -961,7 +963,7 @@ def test_the_same_bytes_under_two_names_are_one_file(tmp_path: Path, db: Path) -
 
 
 # -- the command line -----------------------------------------------------------------------------
-def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Path) -> None:
+def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Place) -> None:
     path = str(_android_zip(tmp_path))
     code, out, err = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json")
     assert code == 0, err
@@ -991,7 +993,7 @@ def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Path) 
         assert _count(store, "runs") == 4
 
 
-def test_the_cli_reads_system_notices(db: Path) -> None:
+def test_the_cli_reads_system_notices(db: Place) -> None:
     path = str(FIXTURES / "system_android_pt.txt")
     code, out, err = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json")
     assert code == 0, err
@@ -1149,7 +1151,7 @@ BAD: dict[str, tuple[Maker, type[EgregoraError], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_is_a_clear_error_and_writes_nothing(
-    case: str, tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+    case: str, tmp_path: Path, db: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make, error, words = BAD[case]
     exports = tmp_path / "exports"
@@ -1167,7 +1169,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
 
 @pytest.mark.parametrize("case", ["absolute path", "zip bomb", "latin-1 text", "not an export"])
 def test_the_cli_reports_bad_input_on_one_line(
-    case: str, tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+    case: str, tmp_path: Path, db: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make, error, words = BAD[case]
     path = make(tmp_path, monkeypatch)
@@ -1184,7 +1186,7 @@ def test_the_cli_reports_bad_input_on_one_line(
 
 
 def test_a_failed_ingest_leaves_earlier_rows_as_they_were(
-    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Storage.open(str(db)) as store:
         _ingest(store, FIXTURES / "family_short.txt", thread="Family")
@@ -1193,7 +1195,7 @@ def test_a_failed_ingest_leaves_earlier_rows_as_they_were(
             _ingest(store, _dotdot(tmp_path, monkeypatch), thread="Family")
         assert _rows(store) == before
         assert _count(store, "runs") == 1
-    assert not (db.parent / "media").exists()
+    assert not (db.files / "media").exists()
 
 
 # -- found by these tests, fixed: ids, thread names, damaged zips, marks-only text ------------
@@ -1243,7 +1245,7 @@ def _corrupt(path: Path, member: str) -> Path:
     [("IMG-20240314-WA0001.jpg", zipfile.ZIP_STORED), (CHAT, zipfile.ZIP_DEFLATED)],
 )
 def test_a_damaged_zip_entry_is_an_export_file_error(
-    tmp_path: Path, db: Path, member: str, method: int
+    tmp_path: Path, db: Place, member: str, method: int
 ) -> None:
     members = {CHAT: _fixture("attachments_android_en.txt"), "IMG-20240314-WA0001.jpg": JPEG * 20}
     path = _corrupt(_zip(tmp_path / "damaged.zip", members, method), member)
@@ -1254,7 +1256,7 @@ def test_a_damaged_zip_entry_is_an_export_file_error(
         _assert_nothing_written(db)
 
 
-def test_a_file_of_only_direction_marks_is_an_empty_export(tmp_path: Path, db: Path) -> None:
+def test_a_file_of_only_direction_marks_is_an_empty_export(tmp_path: Path, db: Place) -> None:
     path = tmp_path / "marks.txt"
     path.write_bytes(f"{LRM}\n{RLM}\n".encode())
     try:

@@ -29,9 +29,11 @@ from egregora.git import (
     parse_at,
     sync_repository,
 )
+from egregora.storage import DatabaseURL
 from egregora.storage.store import Storage
+from tests.conftest import Databases
 from tests.gitrepo import T0, GitRepo
-from tests.support import FakeClock
+from tests.support import FakeClock, db_arg
 
 REF = "main"
 MISSING = "never/existed.txt"
@@ -61,8 +63,8 @@ def lines(tag: str, n: int = 40) -> str:
     return "".join(f"{tag} line {i}\n" for i in range(n))
 
 
-def open_store(path: Path) -> Storage:
-    store = Storage.open(str(path))
+def open_store(url: DatabaseURL) -> Storage:
+    store = Storage.open(db_arg(url))
     store.ensure_schema()
     return store
 
@@ -222,14 +224,16 @@ class Synced:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+def history(
+    tmp_path_factory: pytest.TempPathFactory, engine: str, databases: Databases
+) -> Iterator[Synced]:
     """The history synced into a database, the dense probe grid and git's answers for it."""
     root = tmp_path_factory.mktemp("history")
     repo = build_history(root / "history")
     paths = [*touched_paths(repo), MISSING]
     probes = [(p, t) for p in paths for t in grid_times(repo, REF)]
     expected = oracle(repo, REF, probes)
-    with open_store(root / "db.duckdb") as store:
+    with open_store(databases.new(engine)) as store:
         result = sync_repository(store, repo.root)
         yield Synced(repo, store, result, probes, expected)
 
@@ -440,10 +444,12 @@ def build_renames(root: Path) -> GitRepo:
 
 
 @pytest.fixture(scope="module")
-def renames(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GitRepo, Storage, str]]:
+def renames(
+    tmp_path_factory: pytest.TempPathFactory, engine: str, databases: Databases
+) -> Iterator[tuple[GitRepo, Storage, str]]:
     root = tmp_path_factory.mktemp("renames")
     repo = build_renames(root / "renames")
-    with open_store(root / "db.duckdb") as store:
+    with open_store(databases.new(engine)) as store:
         yield repo, store, sync_repository(store, repo.root).repo_id
 
 
@@ -508,7 +514,7 @@ def small_repo(root: Path, name: str = "small", start: int = T0) -> GitRepo:
     return repo
 
 
-def full_sync_rows(repo: GitRepo, db: Path, ref: str | None = None) -> list[Row]:
+def full_sync_rows(repo: GitRepo, db: DatabaseURL, ref: str | None = None) -> list[Row]:
     """The rows a first, full sync into a new database stores."""
     with open_store(db) as fresh:
         result = sync_repository(fresh, repo.root, ref)
@@ -516,10 +522,12 @@ def full_sync_rows(repo: GitRepo, db: Path, ref: str | None = None) -> list[Row]
         return stored_rows(fresh, result.repo_id)
 
 
-def test_incremental_sync_reads_only_new_commits(tmp_path: Path) -> None:
+def test_incremental_sync_reads_only_new_commits(
+    tmp_path: Path, new_url: Callable[[], DatabaseURL]
+) -> None:
     """A second sync reads just the new first-parent commits and ends with a full sync's rows."""
     repo = small_repo(tmp_path)
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         first = sync_repository(store, repo.root)
         assert (first.commits, first.new_commits, first.rewritten) == (4, 4, False)
         repo.write("a.txt", lines("a") + "more\nand more\n")
@@ -536,7 +544,7 @@ def test_incremental_sync_reads_only_new_commits(tmp_path: Path) -> None:
         second = sync_repository(store, repo.root)
         assert (second.commits, second.new_commits, second.rewritten) == (7, 3, False)
         rows = stored_rows(store, second.repo_id)
-        assert rows == full_sync_rows(repo, tmp_path / "fresh.duckdb")
+        assert rows == full_sync_rows(repo, new_url())
         assert rows == expected_rows(repo, REF, second.repo_id)
         assert second.file_changes == len(rows)
         third = sync_repository(store, repo.root)
@@ -556,7 +564,9 @@ def test_incremental_sync_reads_only_new_commits(tmp_path: Path) -> None:
         assert stored_rows(store, second.repo_id) == expected_rows(repo, REF, second.repo_id)
 
 
-def test_several_repositories_share_one_database(tmp_path: Path) -> None:
+def test_several_repositories_share_one_database(
+    tmp_path: Path, new_url: Callable[[], DatabaseURL]
+) -> None:
     """Two repositories and two refs of one repository: separate ids, independent answers."""
     one = small_repo(tmp_path, "one")
     two = build_renames(tmp_path / "two")
@@ -564,7 +574,7 @@ def test_several_repositories_share_one_database(tmp_path: Path) -> None:
     one.write("a.txt", "feature rewrote a\n")
     one.commit("feature", T0 + 150)
     one.checkout(REF)
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         ids = {
             ("one", REF): sync_repository(store, one.root).repo_id,
             ("two", REF): sync_repository(store, two.root).repo_id,
@@ -622,11 +632,13 @@ def merge_old_tip_back(repo: GitRepo) -> None:
     [rewrite_by_reset, rewrite_by_amend, rewrite_and_collect, merge_old_tip_back],
     ids=["reset", "amend", "reset-and-gc", "old-tip-merged-back"],
 )
-def test_rewritten_history_is_resynced(tmp_path: Path, rewrite: Callable[[GitRepo], None]) -> None:
+def test_rewritten_history_is_resynced(
+    tmp_path: Path, rewrite: Callable[[GitRepo], None], new_url: Callable[[], DatabaseURL]
+) -> None:
     """A rewrite replaces the repository's rows and drops its cached answers, no one else's."""
     repo = small_repo(tmp_path)
     other = small_repo(tmp_path, "other", T0 + 7)
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         repo_id = sync_repository(store, repo.root).repo_id
         other_id = sync_repository(store, other.root).repo_id
         resolver = GitHistoryResolver(store, cache=LookupCache(store))
@@ -642,7 +654,7 @@ def test_rewritten_history_is_resynced(tmp_path: Path, rewrite: Callable[[GitRep
         assert result.rewritten
         assert result.new_commits == result.commits == len(repo.chain(REF))
         rows = stored_rows(store, repo_id)
-        assert rows == full_sync_rows(repo, tmp_path / "fresh.duckdb")
+        assert rows == full_sync_rows(repo, new_url())
         assert rows == expected_rows(repo, REF, repo_id)
         assert cache_rows(store, repo_id) == []
         assert cache_rows(store, other_id) == kept
@@ -654,9 +666,11 @@ def test_rewritten_history_is_resynced(tmp_path: Path, rewrite: Callable[[GitRep
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Iterator[tuple[GitRepo, Storage, str]]:
+def small(
+    tmp_path: Path, new_url: Callable[[], DatabaseURL]
+) -> Iterator[tuple[GitRepo, Storage, str]]:
     repo = small_repo(tmp_path)
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         yield repo, store, sync_repository(store, repo.root).repo_id
 
 
@@ -847,11 +861,13 @@ def test_a_cache_kept_across_a_sync_forgets_changed_answers(
 # Errors.
 
 
-def test_sync_refuses_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
+def test_sync_refuses_a_directory_that_is_not_a_repository(
+    tmp_path: Path, new_url: Callable[[], DatabaseURL]
+) -> None:
     """The message names the directory and says it is not a repository."""
     plain = tmp_path / "plain"
     plain.mkdir()
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         with pytest.raises(GitError, match=r"not (inside )?a git repository") as caught:
             sync_repository(store, plain)
         assert str(plain) in str(caught.value)
@@ -860,11 +876,11 @@ def test_sync_refuses_a_directory_that_is_not_a_repository(tmp_path: Path) -> No
         assert store.to_pyarrow(store.table("git_repos")).num_rows == 0
 
 
-def test_detached_head_needs_a_ref(tmp_path: Path) -> None:
+def test_detached_head_needs_a_ref(tmp_path: Path, new_url: Callable[[], DatabaseURL]) -> None:
     """Without a branch to follow, sync asks for --ref; with one, it syncs that ref."""
     repo = small_repo(tmp_path)
     repo.checkout("--detach", "HEAD~1")
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         with pytest.raises(GitError, match="--ref"):
             sync_repository(store, repo.root)
         with pytest.raises(GitError):
@@ -904,10 +920,12 @@ def test_times_without_a_zone_are_refused(small: tuple[GitRepo, Storage, str]) -
         parse_at("@soon")
 
 
-def test_git_failure_messages_are_one_line(tmp_path: Path) -> None:
+def test_git_failure_messages_are_one_line(
+    tmp_path: Path, new_url: Callable[[], DatabaseURL]
+) -> None:
     """A failing git command surfaces as a GitError whose message names the command."""
     repo = small_repo(tmp_path)
-    with open_store(tmp_path / "db.duckdb") as store:
+    with open_store(new_url()) as store:
         with pytest.raises(GitError) as caught:
             sync_repository(store, repo.root, "refs/heads/../nope")
         assert "\n" not in str(caught.value)

@@ -43,6 +43,8 @@ from egregora.runner.model import WindowSpec, signature
 from egregora.runner.windows import plan_windows
 from egregora.runner.writer import member
 from egregora.storage import Storage
+from tests.conftest import ENGINES, Databases
+from tests.support import db_arg
 
 CHAT = "Família Gonçalves"
 THREAD = "família-gonçalves"
@@ -300,11 +302,18 @@ def export(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
-    """A new database given the key ``KEY``."""
+@pytest.fixture(params=ENGINES)
+def store(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    databases: Databases,
+) -> Iterator[Storage]:
+    """A new database on each engine, given the key ``KEY`` (the test runs in its own folder,
+    where a server's database keeps its media)."""
     monkeypatch.setenv(ENV, KEY.hex())
-    with Storage.open(str(tmp_path / "egregora.duckdb")) as opened:
+    monkeypatch.chdir(tmp_path)
+    with Storage.open(db_arg(databases.new(str(request.param), migrated=False))) as opened:
         opened.ensure_schema()
         yield opened
 

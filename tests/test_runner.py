@@ -1,15 +1,14 @@
 """The runner (``egregora.runner``, ``egregora run`` and ``egregora demo``).
 
 Windows, writers and cards are tested on their own; the pipeline on the sample export that
-``egregora demo`` ships (``demo_folder``, made once per session) and on copies of it, every
-expectation computed from the stored messages rather than written down.
+``egregora demo`` ships (``demo``, made once per session on each engine) and on copies of it,
+every expectation computed from the stored messages rather than written down.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -50,7 +49,7 @@ from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.storage.keys import pseudonyms
 from egregora.tasks import Backoff, TaskStore
-from tests.support import copy_database
+from tests.conftest import Demo, Place
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 runner = CliRunner()
@@ -98,13 +97,8 @@ def some_window(messages: list[Message]) -> Window:
     )
 
 
-def copy_demo(demo_folder: Path, target: Path) -> Path:
-    shutil.copytree(demo_folder, target)
-    return target
-
-
-def demo_json(folder: Path, *args: str) -> dict[str, Any]:
-    result = runner.invoke(app, ["demo", str(folder), "--json", *args])
+def demo_json(demo: Demo, *args: str) -> dict[str, Any]:
+    result = demo.invoke("--json", *args)
     assert result.exit_code == 0, result.output
     payload: dict[str, Any] = json.loads(result.stdout)
     return payload
@@ -115,7 +109,7 @@ def rows(store: Storage, name: str) -> list[dict[str, Any]]:
     return found
 
 
-def label_of(db: Path, thread_id: str) -> str:
+def label_of(db: str | Place, thread_id: str) -> str:
     """The public label a database's key gives a thread (in document ids and page names)."""
     with Storage.open(str(db), read_only=True) as store:
         return pseudonyms(store).thread("whatsapp", thread_id)
@@ -266,8 +260,8 @@ def test_a_card_is_a_1200_by_630_png() -> None:
     assert render_card("Whales", "14 May 2024", "x") == render_card("Whales", "14 May 2024", "x")
 
 
-def test_cards_are_drawn_once(tmp_path: Path, empty_db: Path) -> None:
-    db = copy_database(empty_db, tmp_path / "db.duckdb")
+def test_cards_are_drawn_once(place: Place) -> None:
+    db = place
     wanted = [("Whales", "14 May 2024"), ("Hot springs", "15 May 2024"), ("Whales", "14 May 2024")]
     with Storage.open(str(db)) as store, AssetCache(store) as cache:
         assert ensure_cards(cache, wanted, "Trip Planners") == 2
@@ -279,9 +273,8 @@ def test_cards_are_drawn_once(tmp_path: Path, empty_db: Path) -> None:
 
 
 # -- the demo and the pipeline ----------------------------------------------------------------
-def test_the_demo_makes_a_database_and_a_site(demo_folder: Path) -> None:
-    db = demo_folder / "egregora.duckdb"
-    with Storage.open(str(db), read_only=True) as store:
+def test_the_demo_makes_a_database_and_a_site(demo: Demo) -> None:
+    with Storage.open(demo.db, read_only=True) as store:
         messages = rows(store, "messages")
         documents = rows(store, "documents")
     days = {m["ts"].astimezone(LISBON).date() for m in messages}
@@ -295,8 +288,8 @@ def test_the_demo_makes_a_database_and_a_site(demo_folder: Path) -> None:
         "profile": len(authors),
         "media": len(files),
     }
-    docs = demo_folder / "site" / "docs"
-    assert (demo_folder / "site" / "mkdocs.yml").is_file() and (docs / "index.md").is_file()
+    docs = demo.folder / "site" / "docs"
+    assert (demo.folder / "site" / "mkdocs.yml").is_file() and (docs / "index.md").is_file()
     assert len(list((docs / "posts").glob("*-*.md"))) == len(days)
     assert len(list((docs / "posts").glob("*.png"))) == len(days)
     assert len(list((docs / "journal").glob("*.md"))) == len(days) + 1  # and the index
@@ -307,12 +300,11 @@ def test_the_demo_makes_a_database_and_a_site(demo_folder: Path) -> None:
     assert {p.name for p in (docs / "media").iterdir()} == published | {"index.md"}
 
 
-def test_a_second_demo_run_makes_nothing_new(tmp_path: Path, demo_folder: Path) -> None:
-    folder = copy_demo(demo_folder, tmp_path / "demo")
-    site = folder / "site"
+def test_a_second_demo_run_makes_nothing_new(demo_copy: Demo) -> None:
+    site = demo_copy.folder / "site"
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     stamps = {p: p.stat().st_mtime_ns for p in before}
-    summary = demo_json(folder)
+    summary = demo_json(demo_copy)
     assert summary["new_messages"] == 0 and summary["new_documents"] == 0
     assert summary["cards_rendered"] == 0
     assert set(summary) == {
@@ -325,20 +317,20 @@ def test_a_second_demo_run_makes_nothing_new(tmp_path: Path, demo_folder: Path) 
     assert {p: p.stat().st_mtime_ns for p in after} == stamps  # not even rewritten
 
 
-def test_db_verify_passes_on_what_a_run_leaves(demo_folder: Path) -> None:
-    result = runner.invoke(app, ["db", "verify", "--db", str(demo_folder / "egregora.duckdb")])
+def test_db_verify_passes_on_what_a_run_leaves(demo: Demo) -> None:
+    result = runner.invoke(app, ["db", "verify", "--db", demo.db])
     assert result.exit_code == 0, result.output
 
 
-def test_journals_hold_their_window_as_the_messages_say(demo_folder: Path) -> None:
-    with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
+def test_journals_hold_their_window_as_the_messages_say(demo: Demo) -> None:
+    with Storage.open(demo.db, read_only=True) as store:
         messages = sorted(rows(store, "messages"), key=lambda m: m["seq"])
         documents = {d["id"]: d for d in rows(store, "documents")}
     by_day: dict[Any, list[dict[str, Any]]] = {}
     for m in messages:
         by_day.setdefault(m["ts"].astimezone(LISBON).date(), []).append(m)
     media_ids = {d["filename"]: d["id"] for d in documents.values() if d["doc_type"] == "media"}
-    label = label_of(demo_folder / "egregora.duckdb", "trip-planners")
+    label = label_of(demo.db, "trip-planners")
     for day, held in by_day.items():
         journal = documents[f"journal-{label}-{day.isoformat()}"]
         ext = json.loads(journal["extensions"])
@@ -366,8 +358,8 @@ def test_journals_hold_their_window_as_the_messages_say(demo_folder: Path) -> No
     assert all(ext["journal_id"] in documents for ext in linked)
 
 
-def test_profiles_describe_each_author_by_pseudonym(demo_folder: Path) -> None:
-    with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
+def test_profiles_describe_each_author_by_pseudonym(demo: Demo) -> None:
+    with Storage.open(demo.db, read_only=True) as store:
         messages = rows(store, "messages")
         profiles = rows(store, "documents")
     names = {m["author_raw"] for m in messages if m["author_raw"]}
@@ -383,8 +375,8 @@ def test_profiles_describe_each_author_by_pseudonym(demo_folder: Path) -> None:
         assert not any(name in profile["content"] for name in names)
 
 
-def test_no_document_names_an_author_outside_quoted_text(demo_folder: Path) -> None:
-    with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
+def test_no_document_names_an_author_outside_quoted_text(demo: Demo) -> None:
+    with Storage.open(demo.db, read_only=True) as store:
         names = {m["author_raw"] for m in rows(store, "messages") if m["author_raw"]}
         documents = rows(store, "documents")
     words = People(str, sorted(names)).words
@@ -397,10 +389,10 @@ def test_no_document_names_an_author_outside_quoted_text(demo_folder: Path) -> N
 
 
 def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
-    tmp_path: Path, demo_folder: Path
+    tmp_path: Path, demo: Demo
 ) -> None:
-    docs = demo_folder / "site" / "docs"
-    db = demo_folder / "egregora.duckdb"
+    docs = demo.folder / "site" / "docs"
+    db = demo.db
     page = f"{label_of(db, 'trip-planners')}-2024-05-14"
     post, body = front_matter(docs / "posts" / f"{page}.md")
     assert post["title"] and post["date"].isoformat() == "2024-05-14"
@@ -422,7 +414,7 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
             "--strict",
             "-q",
             "-f",
-            str(demo_folder / "site" / "mkdocs.yml"),
+            str(demo.folder / "site" / "mkdocs.yml"),
             "-d",
             str(out),
         ],
@@ -433,10 +425,8 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
     assert (out / "posts" / page / "index.html").is_file()
 
 
-def test_site_name_is_the_sites_title_and_drawn_on_every_card(
-    tmp_path: Path, empty_db: Path
-) -> None:
-    db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
+def test_site_name_is_the_sites_title_and_drawn_on_every_card(tmp_path: Path, place: Place) -> None:
+    db = place
     name = 'Ana\'s "Trip": #1 <b>'  # a quote, double quotes, a colon, a hash and markup
 
     def run_into(site: Path, *named: str) -> dict[str, Any]:
@@ -465,8 +455,8 @@ def test_site_name_is_the_sites_title_and_drawn_on_every_card(
     assert run_into(tmp_path / "unnamed")["site_name"] == "Family"
 
 
-def test_every_stage_is_a_run_under_the_run(demo_folder: Path) -> None:
-    with Storage.open(str(demo_folder / "egregora.duckdb"), read_only=True) as store:
+def test_every_stage_is_a_run_under_the_run(demo: Demo) -> None:
+    with Storage.open(demo.db, read_only=True) as store:
         runs = RunStore(store)
         (parent,) = runs.list(stage="run")
         children = runs.list(parent=parent.run_id)
@@ -478,8 +468,8 @@ def test_every_stage_is_a_run_under_the_run(demo_folder: Path) -> None:
     assert all(t.status == "succeeded" for t in tasks)
 
 
-def test_a_longer_export_writes_only_the_windows_it_changes(tmp_path: Path, empty_db: Path) -> None:
-    db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
+def test_a_longer_export_writes_only_the_windows_it_changes(place: Place) -> None:
+    db = place
     short, long = FIXTURES / "family_short.txt", FIXTURES / "family_long.txt"
     with Storage.open(str(db)) as store:
         first = run_pipeline(store, short, RunOptions(tz=TIMEZONE, thread="Family"))
@@ -501,10 +491,9 @@ def test_a_longer_export_writes_only_the_windows_it_changes(tmp_path: Path, empt
     assert second.new_documents == len(new) + len(profiles)
 
 
-def test_weeks_and_message_counts_are_windows_too(tmp_path: Path, demo_folder: Path) -> None:
-    folder = copy_demo(demo_folder, tmp_path / "demo")
-    export = folder / "WhatsApp Chat with Trip Planners.zip"
-    db = str(folder / "egregora.duckdb")
+def test_weeks_and_message_counts_are_windows_too(demo_copy: Demo) -> None:
+    export = demo_copy.folder / "WhatsApp Chat with Trip Planners.zip"
+    db = demo_copy.db
     weekly = runner.invoke(
         app, ["run", str(export), "--window", "week", "--tz", TIMEZONE, "--db", db, "--json"]
     )
@@ -540,8 +529,8 @@ class Failing(ExtractiveWriter):
         return super().write(window)
 
 
-def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, empty_db: Path) -> None:
-    db = copy_database(empty_db, tmp_path / "db" / "egregora.duckdb")
+def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, place: Place) -> None:
+    db = place
     export = sample_export(tmp_path)
     options = RunOptions(tz=TIMEZONE, writer=Failing(), backoff=Backoff(base=timedelta(0)))
     with Storage.open(str(db)) as store:
@@ -559,16 +548,15 @@ def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, empty_
     assert summary.windows_written == 1 and summary.documents["post"] == 20
 
 
-def test_the_site_never_replaces_a_file_it_did_not_write(tmp_path: Path, demo_folder: Path) -> None:
-    folder = copy_demo(demo_folder, tmp_path / "demo")
-    site = folder / "site"
-    label = label_of(folder / "egregora.duckdb", "trip-planners")
+def test_the_site_never_replaces_a_file_it_did_not_write(demo_copy: Demo) -> None:
+    site = demo_copy.folder / "site"
+    label = label_of(demo_copy.db, "trip-planners")
     page = site / "docs" / "posts" / f"{label}-2024-05-14.md"
     page.write_text("my own notes\n", encoding="utf-8")  # edited by hand
     fresh = site / "docs" / "journal" / f"{label}-2024-05-02.md"
     fresh.unlink()
     manifest = (site / MANIFEST).read_bytes()
-    result = runner.invoke(app, ["demo", str(folder)])
+    result = demo_copy.invoke()
     assert result.exit_code == 2
     assert "was edited since egregora wrote it" in result.output and str(page) in result.output
     assert page.read_text(encoding="utf-8") == "my own notes\n"
@@ -578,7 +566,7 @@ def test_the_site_never_replaces_a_file_it_did_not_write(tmp_path: Path, demo_fo
     stranger = site / "docs" / "profiles" / "index.md"
     stranger.write_text("written by someone else\n", encoding="utf-8")
     (site / MANIFEST).unlink()
-    result = runner.invoke(app, ["demo", str(folder)])
+    result = demo_copy.invoke()
     assert result.exit_code == 2 and "was not written by egregora" in result.output
     assert stranger.read_text(encoding="utf-8") == "written by someone else\n"
 

@@ -24,16 +24,17 @@ from egregora.runs import RunStore
 from egregora.storage import Storage
 from egregora.tasks import TaskStore
 from tests._runner_child import options
-from tests.support import SHARED_KEY
+from tests.conftest import Databases
+from tests.support import SHARED_KEY, db_arg
 
 CHILD = Path(__file__).with_name("_runner_child.py")
 Snapshot = dict[str, Any]
 
 
-def snapshot(folder: Path) -> Snapshot:
-    """Everything a run leaves in ``folder`` that must not depend on how the run went."""
-    db = folder / "egregora.duckdb"
-    with Storage.open(str(db), read_only=True) as store:
+def snapshot(folder: Path, db: str) -> Snapshot:
+    """Everything a run leaves in ``db`` and ``folder`` that must not depend on how the run
+    went."""
+    with Storage.open(db, read_only=True) as store:
         documents = store.to_pyarrow(store.table("documents").drop("created_by_run").order_by("id"))
         messages = store.table("messages")
         messages = messages.drop("created_by_run", "ingested_at").order_by("seq")
@@ -54,9 +55,9 @@ def snapshot(folder: Path) -> Snapshot:
     return taken
 
 
-def run_here(folder: Path) -> None:
+def run_here(folder: Path, db: str) -> None:
     export = sample_export(folder)
-    with Storage.open(str(folder / "egregora.duckdb")) as store:
+    with Storage.open(db) as store:
         store.ensure_schema()
         run_pipeline(store, export, options(folder / "site"))
 
@@ -70,11 +71,15 @@ def shared_key() -> Iterator[None]:
         yield
 
 
+# Each database starts empty: migrated under the shared key by the run itself.
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+def uninterrupted(
+    tmp_path_factory: pytest.TempPathFactory, engine: str, databases: Databases
+) -> Snapshot:
     folder = tmp_path_factory.mktemp("uninterrupted")
-    run_here(folder)
-    taken = snapshot(folder)
+    db = db_arg(databases.new(engine, migrated=False))
+    run_here(folder, db)
+    taken = snapshot(folder, db)
     assert len(taken["documents"]) == 64 and taken["active_tasks"] == 0
     return taken
 
@@ -91,15 +96,20 @@ POINTS = [
 
 @pytest.mark.parametrize(("point", "steps"), POINTS, ids=[f"{p}-{n}" for p, n in POINTS])
 def test_a_killed_run_run_again_ends_as_an_uninterrupted_run(
-    tmp_path: Path, uninterrupted: Snapshot, point: str, steps: int
+    tmp_path: Path,
+    uninterrupted: Snapshot,
+    point: str,
+    steps: int,
+    engine: str,
+    databases: Databases,
 ) -> None:
     export = sample_export(tmp_path)
-    db = tmp_path / "egregora.duckdb"
+    db = db_arg(databases.new(engine, migrated=False))
     done = subprocess.run(
         [
             sys.executable,
             str(CHILD),
-            str(db),
+            db,
             str(export),
             str(tmp_path / "site"),
             point,
@@ -112,13 +122,13 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_run(
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
     assert "finished" not in done.stdout
 
-    run_here(tmp_path)
+    run_here(tmp_path, db)
 
-    again = snapshot(tmp_path)
+    again = snapshot(tmp_path, db)
     for part in ("documents", "messages", "cards", "media", "site"):
         assert again[part] == uninterrupted[part], f"{part} differ after resuming at {point}"
     assert again["active_tasks"] == 0
-    with Storage.open(str(db), read_only=True) as store:
+    with Storage.open(db, read_only=True) as store:
         runs = RunStore(store).list(stage="run")
         assert [r.status for r in runs] == ["succeeded", "failed"]  # newest first
         assert runs[1].error is not None and runs[1].error.startswith("stale")

@@ -223,9 +223,7 @@ class GitHistoryResolver:
             hop = frontier.join(
                 renames, [frontier.name == renames.path, renames.chain_seq < frontier.hi]
             )
-            latest = hop.group_by("probe_path", "name", "hi").aggregate(
-                lo=hop.chain_seq.max(), old=hop.old_path.arbitrary()
-            )
+            latest = hop.group_by("probe_path", "name", "hi").aggregate(lo=hop.chain_seq.max())
             found = latest.join(
                 renames, [latest.name == renames.path, latest.lo == renames.chain_seq]
             ).select("probe_path", "name", "hi", "lo", old=renames.old_path)
