@@ -86,9 +86,11 @@ def _index() -> tuple[str, str, str]:
     return table.name, index.name, index.columns[0]
 
 
-def _unique() -> tuple[str, str]:
-    table = next(t for t in CATALOG if t.uniques)
-    return table.name, table.uniques[0].name
+def _unique() -> tuple[str, str, str]:
+    """A deferrable unique key: its table, name and columns (as SQL)."""
+    table = next(t for t in CATALOG if any(u.deferrable for u in t.uniques))
+    unique = next(u for u in table.uniques if u.deferrable)
+    return table.name, unique.name, ", ".join(f'"{c}"' for c in unique.columns)
 
 
 def _not_null() -> tuple[str, str]:
@@ -109,7 +111,7 @@ def _drifts() -> list[tuple[str, list[str], set[tuple[str, str, str]]]]:
     check = _first_check(check_table)
     fk_table, fkey = _fkey()
     index_table, index, index_column = _index()
-    unique_table, unique = _unique()
+    unique_table, unique, unique_columns = _unique()
     pk_table = _unreferenced()
     pkey = CATALOG[pk_table].pkey_name
     nn_table, nn_column = _not_null()
@@ -142,6 +144,17 @@ def _drifts() -> list[tuple[str, list[str], set[tuple[str, str, str]]]]:
             "unique dropped",
             [f'ALTER TABLE "{unique_table}" DROP CONSTRAINT "{unique}"'],
             {("missing_constraint", unique_table, unique)},
+        ),
+        (
+            "unique no longer deferrable",
+            [
+                f'ALTER TABLE "{unique_table}" DROP CONSTRAINT "{unique}"',
+                f'ALTER TABLE "{unique_table}" ADD CONSTRAINT "{unique}" UNIQUE ({unique_columns})',
+            ],
+            {
+                ("missing_constraint", unique_table, unique),
+                ("extra_constraint", unique_table, unique),
+            },
         ),
         (
             "index dropped",

@@ -119,6 +119,10 @@ class Backend(ABC):
     def load(self, con: Any, table: str, rows: pa.Table) -> None:
         """Append ``rows`` (named and typed like ``table``'s columns) to ``table`` in bulk."""
 
+    def defer_unique_checks(self, con: Any) -> None:  # noqa: B027  (most engines cannot)
+        """Check the current transaction's DEFERRABLE unique keys at its commit, so one
+        statement may move a key between rows; nothing where no key can be deferred."""
+
     @abstractmethod
     def is_constraint_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the database refusing rows (a key, CHECK or foreign key)."""

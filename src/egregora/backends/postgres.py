@@ -109,7 +109,8 @@ SELECT c.relname, k.contype, k.conname,
        r.relname,
        ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY AS u(num, pos)
              JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num
-             ORDER BY u.pos)
+             ORDER BY u.pos),
+       k.condeferrable
 FROM pg_constraint k
 JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class r ON r.oid = k.confrelid
@@ -138,7 +139,7 @@ def _introspect(executor: Executor, schema: str) -> LiveSchema:
     for table, name, data_type, nullable, default in executor.query(_COLUMNS, [schema]):
         columns[table].append(LiveColumn(name, data_type, bool(nullable), default))
     constraints: dict[str, list[LiveConstraint]] = {n: [] for n in names}
-    for table, kind, cname, cols, expression, ref, ref_cols in executor.query(
+    for table, kind, cname, cols, expression, ref, ref_cols, deferrable in executor.query(
         _CONSTRAINTS, [schema]
     ):
         constraints[table].append(
@@ -149,6 +150,7 @@ def _introspect(executor: Executor, schema: str) -> LiveSchema:
                 references=ref,
                 ref_columns=tuple(ref_cols) if kind == "f" else (),
                 name=cname,
+                deferrable=bool(deferrable),
             )
         )
     indexes: dict[str, list[LiveIndex]] = {n: [] for n in names}
@@ -189,6 +191,11 @@ class Postgres(Backend):
         "PostgreSQL has no ASOF JOIN (Ibis refuses it there): probes are joined to their path's "
         "earlier changes and the latest kept",
     )
+
+    def defer_unique_checks(self, con: Any) -> None:
+        # Only the unique keys declared DEFERRABLE (ddl.render.DEFERRABLE_KEYS) are deferred;
+        # primary and foreign keys stay immediate, and ON CONFLICT's arbiter is the primary key.
+        con.execute("SET CONSTRAINTS ALL DEFERRED")
 
     def connect(
         self, url: DatabaseURL, *, read_only: bool, create: bool, timeout: float

@@ -28,11 +28,13 @@ class LiveConstraint:
     references: str | None = None
     ref_columns: tuple[str, ...] = ()
     name: str = ""
+    deferrable: bool = False
 
     @property
     def identity(self) -> tuple[Any, ...]:
         """What makes two constraints the same (names are left out: DuckDB forgets them)."""
-        return (self.kind, self.columns, self.expression, self.references, self.ref_columns)
+        same = (self.kind, self.columns, self.expression, self.references, self.ref_columns)
+        return (*same, "DEFERRABLE") if self.deferrable else same
 
     def describe(self) -> str:
         if self.kind == "CHECK":

@@ -14,12 +14,15 @@ import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType, PostgresType
 from sqlglot import exp
 
-from egregora.schema.model import Catalog, Table
+from egregora.schema.model import Catalog, Table, Unique
 
 Dialect: TypeAlias = Literal["duckdb", "postgres"]
 DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")  # the names Index.dialects uses
 
 _TYPE_MAPPERS = {"duckdb": DuckDBType, "postgres": PostgresType}
+# Where a UNIQUE can be declared DEFERRABLE (checked at commit when a transaction asks). DuckDB
+# parses the word and ignores it, so it is left out there rather than promised.
+DEFERRABLE_KEYS: frozenset[Dialect] = frozenset({"postgres"})
 
 
 def ident(name: str) -> exp.Identifier:
@@ -41,6 +44,14 @@ def _named(name: str, constraint: exp.Expr) -> exp.Constraint:
     return exp.Constraint(this=ident(name), expressions=[constraint])
 
 
+def unique_constraint(unique: Unique, dialect: Dialect) -> exp.Constraint:
+    """CONSTRAINT name UNIQUE (columns), DEFERRABLE where declared so and the dialect can."""
+    columns = exp.Schema(expressions=[ident(c) for c in unique.columns])
+    deferrable = unique.deferrable and dialect in DEFERRABLE_KEYS
+    options = [exp.var("DEFERRABLE")] if deferrable else None
+    return _named(unique.name, exp.UniqueColumnConstraint(this=columns, options=options))
+
+
 def create_table(table: Table, dialect: Dialect, *, if_not_exists: bool = False) -> exp.Create:
     """CREATE TABLE with NOT NULL, PRIMARY KEY, UNIQUE, named CHECK and FOREIGN KEY clauses."""
     parts: list[exp.Expr] = []
@@ -59,8 +70,7 @@ def create_table(table: Table, dialect: Dialect, *, if_not_exists: bool = False)
         _named(table.pkey_name, exp.PrimaryKey(expressions=[ident(c) for c in table.primary_key]))
     )
     for unique in table.uniques:
-        columns = exp.Schema(expressions=[ident(c) for c in unique.columns])
-        parts.append(_named(unique.name, exp.UniqueColumnConstraint(this=columns)))
+        parts.append(unique_constraint(unique, dialect))
     for rule in table.rules:
         parts.append(_named(rule.name, exp.CheckColumnConstraint(this=rule.sql())))
     for fk in table.foreign_keys:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from egregora.ddl.render import Dialect, ident, sql_type, table_ref
-from egregora.schema.model import Column
+from egregora.ddl.render import Dialect, ident, sql_type, table_ref, unique_constraint
+from egregora.schema.model import Column, Unique
 from egregora.schema.rules import Rule
 
 
@@ -23,6 +23,15 @@ def add_check(table: str, rule: Rule, dialect: Dialect) -> str:
     constraint = exp.Constraint(
         this=ident(rule.name), expressions=[exp.CheckColumnConstraint(this=rule.sql())]
     )
+    tree = exp.Alter(
+        this=table_ref(table), kind="TABLE", actions=[exp.AddConstraint(expressions=[constraint])]
+    )
+    return tree.sql(dialect=dialect)
+
+
+def add_unique(table: str, unique: Unique, dialect: Dialect) -> str:
+    """ALTER TABLE ... ADD CONSTRAINT <unique> UNIQUE (...) (PostgreSQL; DuckDB needs a rebuild)."""
+    constraint = unique_constraint(unique, dialect)
     tree = exp.Alter(
         this=table_ref(table), kind="TABLE", actions=[exp.AddConstraint(expressions=[constraint])]
     )

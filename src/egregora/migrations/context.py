@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlglot
 
 from egregora.ddl import statements as sql
-from egregora.ddl.render import create_indexes, table_statements
+from egregora.ddl.render import DEFERRABLE_KEYS, create_indexes, table_statements
 from egregora.errors import MigrationError
 from egregora.migrations.executor import Executor
 from egregora.migrations.ledger import existing_tables
@@ -95,6 +95,15 @@ class MigrationContext:
             self.executor.execute(sql.drop_constraint(table, name, self.executor.dialect))
         else:
             self.rebuild(table)
+
+    def defer_unique(self, table: str, name: str) -> None:
+        """Declare the unique ``name`` again as the catalog now renders it (DEFERRABLE) where
+        the dialect can defer it; elsewhere the rendered constraint did not change."""
+        if self.executor.dialect not in DEFERRABLE_KEYS:
+            return
+        unique = next(u for u in self.after[table].uniques if u.name == name)
+        self.executor.execute(sql.drop_constraint(table, name, self.executor.dialect))
+        self.executor.execute(sql.add_unique(table, unique, self.executor.dialect))
 
     def drop_index(self, name: str) -> None:
         self.executor.execute(sql.drop_index(name, self.executor.dialect))

@@ -150,6 +150,30 @@ class DropUnique(Operation):
 
 
 @dataclass(frozen=True)
+class DeferUnique(Operation):
+    """Make a UNIQUE constraint the catalog declares ``deferrable`` so, where the engine can
+    defer a check (elsewhere the constraint is the same and nothing changes)."""
+
+    table: str
+    unique: str
+
+    def revert(self, catalog: Catalog) -> Catalog:
+        table = catalog[self.table]
+        found = [u for u in table.uniques if u.name == self.unique]
+        if not found or not found[0].deferrable:
+            raise ValueError(f"{self.table} declares no deferrable unique {self.unique!r}")
+        before = dataclasses.replace(found[0], deferrable=False)
+        kept = tuple(before if u.name == self.unique else u for u in table.uniques)
+        return replace_table(catalog, dataclasses.replace(table, uniques=kept))
+
+    def apply(self, ctx: MigrationContext) -> None:
+        ctx.defer_unique(self.table, self.unique)
+
+    def describe(self) -> str:
+        return f"make unique {self.unique} of {self.table} deferrable"
+
+
+@dataclass(frozen=True)
 class ReplaceRule(Operation):
     """Replace a CHECK rule by the catalog's rule of the same name; ``old`` is the rule as it
     was declared before. Existing rows must satisfy the new rule."""

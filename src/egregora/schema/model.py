@@ -57,11 +57,16 @@ def col(
 
 @dataclass(frozen=True)
 class Unique:
-    """A set of columns no two rows share (NULLs are never equal, as in SQL)."""
+    """A set of columns no two rows share (NULLs are never equal, as in SQL).
+
+    ``deferrable``: one transaction may move the key between rows (an upsert that swaps two
+    slugs), checked when it commits, on engines that can defer a check.
+    """
 
     name: str
     columns: tuple[str, ...]
     description: str = ""
+    deferrable: bool = False
 
 
 @dataclass(frozen=True)

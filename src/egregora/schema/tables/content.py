@@ -45,7 +45,12 @@ DOCUMENTS = Table(
     ),
     primary_key=("id",),
     uniques=(
-        Unique("documents_doc_type_slug_key", ("doc_type", "slug"), "a slug is unique per type"),
+        Unique(
+            "documents_doc_type_slug_key",
+            ("doc_type", "slug"),
+            "a slug is unique per type",
+            deferrable=True,
+        ),
     ),
     checks=(
         RequiredWhen(
@@ -144,6 +149,7 @@ MESSAGES = Table(
             "messages_thread_seq_key",
             ("source", "thread_id", "seq"),
             "one message per position in a thread",
+            deferrable=True,
         ),
     ),
     checks=(

@@ -18,7 +18,12 @@ GIT_REPOS = Table(
     ),
     primary_key=("repo_id",),
     uniques=(
-        Unique("git_repos_root_ref_key", ("root", "tracked_ref"), "one record per repo and ref"),
+        Unique(
+            "git_repos_root_ref_key",
+            ("root", "tracked_ref"),
+            "one record per repo and ref",
+            deferrable=True,
+        ),
     ),
 )
 
