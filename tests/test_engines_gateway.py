@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pytest
+from sqlglot import exp
 from typer.testing import CliRunner
 
 from egregora.assets import AssetCache
@@ -58,6 +60,35 @@ def _runs(store: Storage) -> dict[str, dict[str, Any]]:
 
 
 # -- the gateway ---------------------------------------------------------------------------------
+def test_an_uploaded_table_joins_stored_rows_and_is_gone_afterwards(store: Storage) -> None:
+    store.write("runs", [_run("r1"), _run("r2", "r1")])
+    probes = pa.table(
+        {
+            "run_id": ["r2", "r1", "nope"],
+            "at": pa.array([T0, T0 + timedelta(days=1), T0], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    with store.uploaded(probes) as uploaded:
+        runs = store.table("runs")
+        joined = uploaded.left_join(runs, "run_id").select(
+            uploaded.run_id, uploaded.at, runs.parent_run_id
+        )
+        rows = sorted(store.to_pyarrow(joined).to_pylist(), key=lambda r: r["run_id"])
+        name = uploaded.get_name()
+    assert rows == [
+        {"run_id": "nope", "at": T0, "parent_run_id": None},
+        {"run_id": "r1", "at": T0 + timedelta(days=1), "parent_run_id": None},
+        {"run_id": "r2", "at": T0, "parent_run_id": "r1"},
+    ]
+    if store.engine.scans_arrow:
+        return  # read where it lay: nothing was copied into the database
+    # Copied in: the temporary table is dropped when the block ends.
+    assert name.startswith("_egregora_upload_")
+    gone = exp.select("count(*)").from_(exp.to_table(name, quoted=True))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        store.run(gone)
+
+
 def test_writes_upserts_and_deletes_alike(store: Storage) -> None:
     # A batch holding a parent and its child (a same-table reference) lands whole.
     assert store.write("runs", [_run("r1"), _run("r2", "r1"), _run("r3", "r2")]) == 3

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
-from egregora.backends.postgres import LOCK_KEY as PG_LOCK_KEY
+from egregora.backends.postgres import LOCK_CLASS as PG_LOCK_CLASS
 from egregora.cli.app import app
 from egregora.ddl.render import catalog_statements
 from egregora.errors import DatabaseLockedError, MigrationError
@@ -178,7 +178,7 @@ def test_a_held_migration_lock_is_reported_then_waited_for(
     _, schema = pg_schema
     url = DatabaseURL.parse(_schema_url(postgres_url, schema))
     with psycopg.connect(postgres_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", [PG_LOCK_KEY])
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [PG_LOCK_CLASS, schema])
         holder_pid = holder.execute("SELECT pg_backend_pid()").fetchone()
         assert holder_pid is not None
         with pytest.raises(DatabaseLockedError, match=f"backend process {holder_pid[0]}"):
@@ -199,12 +199,26 @@ def test_a_held_migration_lock_is_reported_then_waited_for(
                 time.sleep(0.01)
             assert waiter.is_alive(), f"the waiting run ended while the lock was held: {results}"
         finally:
-            holder.execute("SELECT pg_advisory_unlock(%s)", [PG_LOCK_KEY])
+            holder.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [PG_LOCK_CLASS, schema])
             waiter.join(timeout=120)
     assert not waiter.is_alive(), "the waiting run did not finish once the lock was let go"
     [result] = results
     assert not isinstance(result, BaseException), result
     assert result.to_id == shipped_migrations()[-1].id
+
+
+def test_a_migration_in_another_schema_does_not_hold_this_one_up(
+    postgres_url: str, pg_schema: tuple[Any, str]
+) -> None:
+    _, schema = pg_schema
+    url = DatabaseURL.parse(_schema_url(postgres_url, schema))
+    other = f"{schema}_other"
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [PG_LOCK_CLASS, other])
+        try:
+            assert migrate_database(url).to_id == shipped_migrations()[-1].id
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [PG_LOCK_CLASS, other])
 
 
 def _tried_the_lock(con: psycopg.Connection[Any], application_name: str) -> bool:

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import ibis.expr.types as ir
+import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlglot import exp
 
@@ -23,6 +24,7 @@ from egregora.errors import DatabaseError, SchemaError, UnsupportedBackendError
 from egregora.migrations.engine import MigrateResult, migrate
 from egregora.storage.batch_sql import key_of
 from egregora.storage.documents import Documents
+from egregora.storage.staging import uploaded
 from egregora.storage.writing import Mode, declared_table, write_batch
 
 
@@ -167,6 +169,13 @@ class Storage:
     def to_pyarrow(self, expr: ir.Expr) -> Any:
         with self._lock:
             return expr.to_pyarrow()
+
+    @contextmanager
+    def uploaded(self, data: pa.Table) -> Iterator[ir.Table]:
+        """``data`` as a table this store's queries can join while the block runs: read where
+        it lies on an engine that scans Arrow, else bulk-loaded into a temporary table."""
+        with self._lock, uploaded(self, data) as table:
+            yield table
 
     # -- statements -----------------------------------------------------------------------------
     def sql(self, statement: str | exp.Expr) -> str:
