@@ -1,4 +1,5 @@
-"""Indexes that serve the queries on PostgreSQL: the task claim's pick and foreign-key columns.
+"""Indexes that serve the queries on PostgreSQL: the task claim's pick, foreign-key columns and
+the single git lookup.
 
 The plans are PostgreSQL's own answer (EXPLAIN) on a table large enough, and analysed, that a
 sequential scan would be chosen if the index did not serve the query.
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from egregora.backends import BACKENDS
+from egregora.git import resolver
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Index
 from egregora.storage import DatabaseURL, migrate_database
@@ -91,4 +93,30 @@ def test_the_claim_reads_its_partial_index_in_order(queue: Any) -> None:
 def test_a_foreign_key_lookup_uses_its_index(queue: Any) -> None:
     plan = _plan(queue, "SELECT task_id FROM tasks WHERE run_id = %s", ["run-1"])
     assert "tasks_run_id_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_a_single_git_lookup_reads_both_sides_through_indexes(pg_url: DatabaseURL) -> None:
+    """Both halves of the one-path lookup (the path's changes, the renames away from it) are
+    index scans on a repository of 20,000 changes, a few hundred of them renames."""
+    migrate_database(pg_url)
+    assert pg_url.dsn is not None
+    with psycopg.connect(pg_url.dsn, autocommit=True) as con:
+        con.execute("INSERT INTO git_repos (repo_id, root, tracked_ref) VALUES ('r', '/r', 'main')")
+        con.execute(
+            "INSERT INTO git_commits (repo_id, commit_sha, chain_seq, path, old_path, "
+            "change_type, committed_at, authored_at, author_name, author_email) "
+            "SELECT 'r', 'c' || (n / 10), n / 10 + 1, 'f' || (n %% 2000) || '.md', "
+            "CASE WHEN n %% 50 = 0 THEN 'old' || (n %% 2000) || '.md' END, "
+            "CASE WHEN n %% 50 = 0 THEN 'R' ELSE 'M' END, "
+            "now() - make_interval(secs => %s - n), now() - make_interval(secs => %s - n), "
+            "'a', 'a@x' FROM generate_series(1, %s) AS n",
+            [TASKS, TASKS, TASKS],
+        )
+        con.execute("ANALYZE git_commits")
+        lookup = BACKENDS["postgres"].translate(resolver.ONE_LOOKUP)  # as the resolver runs it
+        now = con.execute("SELECT now()").fetchone()[0]
+        plan = _plan(con, lookup, ["r", "f7.md", now, "r", "f7.md", now])
+    assert "git_commits_path_time_idx" in plan, plan
+    assert "git_commits_old_path_time_idx" in plan, plan
     assert "Seq Scan" not in plan, plan

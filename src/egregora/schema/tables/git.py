@@ -81,6 +81,15 @@ GIT_COMMITS = Table(
             "AND committed_at <= ? (a lookup keeps the one with the highest chain_seq)",
             dialects=("postgres",),
         ),
+        Index(
+            "git_commits_old_path_time_idx",
+            ("repo_id", "old_path", "committed_at"),
+            "the renames away from (repo, path) dated at or before T, the other half of a "
+            "lookup: WHERE repo_id = ? AND old_path = ? AND committed_at <= ? (renames and "
+            "copies only)",
+            dialects=("postgres",),
+            where="old_path IS NOT NULL",
+        ),
     ),
 )
 
