@@ -115,8 +115,9 @@ def test_a_single_git_lookup_reads_both_sides_through_indexes(pg_url: DatabaseUR
         )
         con.execute("ANALYZE git_commits")
         lookup = BACKENDS["postgres"].translate(resolver.ONE_LOOKUP)  # as the resolver runs it
-        now = con.execute("SELECT now()").fetchone()[0]
-        plan = _plan(con, lookup, ["r", "f7.md", now, "r", "f7.md", now])
+        row = con.execute("SELECT now()").fetchone()
+        assert row is not None
+        plan = _plan(con, lookup, ["r", "f7.md", row[0], "r", "f7.md", row[0]])
     assert "git_commits_path_time_idx" in plan, plan
     assert "git_commits_old_path_time_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
