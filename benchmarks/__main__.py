@@ -1,8 +1,9 @@
-"""``python -m benchmarks [--quick] [--rows N] [--repeats K] [--case NAME ...]``.
+"""``python -m benchmarks [--quick] [--rows N] [--repeats K] [--case NAME ...] [--db URL]``.
 
 Exits 1 when any case fails (a correctness check in its ``prepare`` or in a repetition, or
 anything else it raises), after running the others: ``--quick`` doubles as a smoke test of
-every case.
+every case. ``--db postgresql://...`` runs the storage, services, git and runner cases on
+databases made on that server (``databases.py``); the others run on DuckDB and say why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from benchmarks.cases import CASES
 from benchmarks.data import documents_arrow
+from benchmarks.databases import DUCKDB, Databases, databases_for, shown
 from benchmarks.harness import CaseFailed, Result, extra_lines, measure, report, results_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -49,22 +51,54 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)"
     )
+    parser.add_argument(
+        "--db",
+        default=DUCKDB,
+        metavar="URL",
+        help=f"{DUCKDB} (the default: DuckDB files in temporary folders) or "
+        "postgresql://USER@HOST:PORT/DATABASE, a server where the user may create databases "
+        "(each case makes its own, named egregora_bench_*, and drops them when it ends)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
     if args.rows is not None and args.rows < 1:
         parser.error("--rows must be at least 1")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    try:
+        args.databases = databases_for(args.db)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
-def _run_case(name: str, data: pa.Table, repeats: int, log: Console) -> Result:
-    """One case, built and measured; any failure raised as ``CaseFailed``."""
+def _run_case(
+    name: str, data: pa.Table, repeats: int, log: Console, databases: Databases
+) -> Result:
+    """One case, built and measured; any failure raised as ``CaseFailed``. Every database the
+    case made is dropped when it ends, passed or failed."""
     try:
-        bench = CASES[name](data)
+        try:
+            bench = CASES[name](data, databases)
+        except Exception as exc:
+            raise CaseFailed(name, "setup", exc) from exc
+        if bench.duckdb_only and bench.engine != databases.engine:
+            log.print(
+                f"  {name} runs on {bench.engine}, whatever --db names: {bench.duckdb_only}",
+                highlight=False,
+            )
+        result = measure(bench, repeats, log)
+    except BaseException:
+        try:
+            databases.close()
+        except Exception as exc:  # the first failure is the one to report
+            log.print(f"  {name}: dropping its databases failed too: {exc!r}", highlight=False)
+        raise
+    try:
+        databases.close()
     except Exception as exc:
-        raise CaseFailed(name, "setup", exc) from exc
-    return measure(bench, repeats, log)
+        raise CaseFailed(name, "dropping its databases", exc) from exc
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(width=None if sys.stdout.isatty() else 160)
 
     started = time.perf_counter()
+    probe = args.databases()
+    try:
+        probe.check()  # a server that refuses fails here, before any case
+        server = probe.server()
+    except Exception as exc:
+        log.print(f"cannot make databases at --db {shown(args.db)}: {exc}", highlight=False)
+        return 2
+    finally:
+        probe.close()
+    log.print(f"databases: {server['engine']} ({server['server']})", highlight=False)
     log.print(f"generating {rows:,} valid documents rows ...", highlight=False)
     data = documents_arrow(rows)
     generated = time.perf_counter() - started
@@ -90,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name}: checking the valid-data path, then {repeats} repetitions", highlight=False
         )
         try:
-            result = _run_case(name, data, repeats, log)
+            result = _run_case(name, data, repeats, log, args.databases())
         except CaseFailed as failed:
             failures[name] = str(failed)
             trace = traceback.format_exception(failed.__cause__ or failed)
@@ -103,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if results:
         title = (
-            f"{rows:,} rows, median of {repeats} (ratio = case / baseline; lower is cheaper; "
+            f"{rows:,} rows, median of {repeats}, on {server['engine']} ({server['db']}) "
+            "where a case can run there (ratio = case / baseline; lower is cheaper; "
             "sizes = case items / baseline items)"
         )
         out.print(results_table(results, title))
@@ -114,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows=rows,
         repeats=repeats,
         quick=args.quick,
-        extra={"generate_s": generated, "total_s": total, "failures": failures},
+        extra={**server, "generate_s": generated, "total_s": total, "failures": failures},
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

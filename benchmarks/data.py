@@ -15,6 +15,7 @@ from sqlglot import exp
 from egregora.ddl.render import ident, table_ref
 from egregora.schema.catalog import CATALOG
 from egregora.schema.tables.content import DOC_TYPES, MEDIA_TYPES, POST_STATUSES
+from egregora.storage.store import Storage
 
 DOCUMENTS = CATALOG["documents"]
 RUNS = CATALOG["runs"]
@@ -112,6 +113,24 @@ def insert_from(target: str, source: str, columns: tuple[str, ...]) -> str:
     """``INSERT INTO "target" ("a", ...) SELECT "a", ... FROM "source"``, quoted by sqlglot."""
     select = exp.select(*[exp.column(c, quoted=True) for c in columns]).from_(table_ref(source))
     return _insert(target, columns, select).sql(dialect="duckdb")
+
+
+def runs_arrow() -> pa.Table:
+    """The runs that generated documents and messages refer to, as ``runs`` rows."""
+    n = len(RUN_IDS)
+    return pa.table(
+        {
+            "run_id": pa.array(RUN_IDS, pa.string()),
+            "stage": pa.array(["write"] * n, pa.string()),
+            "status": pa.array(["succeeded"] * n, pa.string()),
+            "started_at": pa.array([RUNS_STARTED_AT] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def load_runs(store: Storage) -> None:
+    """Insert those runs into ``store`` by its engine's bulk path (either engine)."""
+    store.engine.load(store.con, RUNS.name, runs_arrow())
 
 
 def insert_runs(con: duckdb.DuckDBPyConnection) -> None:

@@ -30,6 +30,7 @@ from typing import IO, Any
 import pyarrow as pa
 
 from benchmarks.cache import CACHE, load_manifest, save_manifest
+from benchmarks.databases import Databases
 from benchmarks.harness import Benchmark, require, timed
 from egregora.ddl.statements import insert_select
 from egregora.etl import Entries, IngestResult, ingest_export, parse_export
@@ -316,8 +317,12 @@ class EtlIngest(Benchmark):
         "into this schema. Messages/s = {messages:,} / median seconds; this run: {rates}. "
         "Goal: ratio <= 0.33 (at least 3x faster than whatstk)."
     )
+    duckdb_only = (
+        "its baseline is whatstk's parser into a pandas DataFrame, which has no database, and "
+        "its insert_only extra inserts from a registered Arrow table"
+    )
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         super().__init__(messages_for(data.num_rows))
         self.note = self.base_note
         self.manifest: ExportManifest | None = None

@@ -1,24 +1,22 @@
 """Git time machine cases: sync a generated repository, then ask which commit was current when.
 
 All run on the repository ``git_repo.py`` generates (cached between runs); its size follows
-``--rows``. ``git_sync`` times the sync itself. The lookup cases share one synced database per
-process (synced once, untimed; each case works on a copy of the file) and one set of probes:
+``--rows``. ``git_sync`` times the sync itself. Each lookup case syncs a template database once
+(untimed; ``databases.py``), works on a copy of it, and uses the same set of probes:
 (path, time) pairs over paths that exist at the tip, paths deleted or renamed away, paths that
 never existed, and exact commit dates (the "at or before" boundary), at whole seconds.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmarks.databases import ASOF_SETTING, Databases
 from benchmarks.git_repo import BRANCH, Manifest, RepoSpec, git_command, repository, spec_for
 from benchmarks.harness import Benchmark, percentile, require, timed
 from egregora.git.cache import LookupCache
@@ -41,9 +40,6 @@ SEED = 1_234
 # Mix of the probes' paths (the rest: paths at the tip) and of their times.
 GONE, NEVER, BOUNDARY = 0.20, 0.15, 0.10
 MARGIN = 30 * 86_400  # probe times reach a month before the first and after the last commit
-# DuckDB plans an ASOF join whose left side it expects to have at most this many rows as a
-# nested loop join; it expects ~1 row from an Arrow scan, which is what a memtable is.
-ASOF_SETTING = "asof_loop_join_threshold"
 
 
 @dataclass(frozen=True)
@@ -124,30 +120,15 @@ def make_probes(store: Storage, repo_id: str, manifest: Manifest, count: int) ->
     return Probes(paths, seconds, pa.table({"path": paths, "at": at_seconds(seconds)}))
 
 
-# -- one synced database per process, copied for each case ------------------------------------
-_SYNCED: dict[RepoSpec, tuple[Path, str]] = {}
+# -- a synced template per case, copied for its lookups ---------------------------------------
+def _synced_template(databases: Databases, manifest: Manifest) -> str:
+    """A template holding the repository synced (made once per case)."""
 
+    def sync(store: Storage) -> None:
+        print(f"  syncing {manifest.path} once for the lookup case ...", file=sys.stderr)
+        _check_sync(sync_repository(store, manifest.path), manifest)
 
-def _scratch() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="egregora-bench-git-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-def _synced_copy(spec: RepoSpec, manifest: Manifest, folder: Path) -> tuple[Storage, str]:
-    """A database holding the repository synced (once per process), copied into ``folder``."""
-    if spec not in _SYNCED:
-        template = _scratch() / "synced.duckdb"
-        print(f"  syncing {manifest.path} once for the lookup cases ...", file=sys.stderr)
-        with Storage.open(str(template)) as store:
-            store.ensure_schema()
-            result = sync_repository(store, manifest.path)
-        _check_sync(result, manifest)
-        _SYNCED[spec] = (template, result.repo_id)
-    template, repo_id = _SYNCED[spec]
-    copy = folder / template.name
-    shutil.copyfile(template, copy)
-    return Storage.open(str(copy)), repo_id
+    return databases.template("synced", sync)
 
 
 def _check_sync(result: SyncResult, manifest: Manifest) -> None:
@@ -206,8 +187,8 @@ class GitSync(Benchmark):
     base_note = (
         "A generated repository (git_repo.py; cached): {commits:,} first-parent commits "
         "({all:,} in all, topic branches merged --no-ff), {files:,} files at the tip. Case: "
-        "sync_repository(store, repo) into a fresh file-backed DuckDB migrated to head (opening "
-        "and migrating untimed): git log, parsing, Arrow, the validated writes of git_repos, "
+        "sync_repository(store, repo) into a fresh {db} migrated to head (opening and "
+        "migrating untimed): git log, parsing, Arrow, the validated writes of git_repos, "
         "git_commits and git_refs in one transaction, rev-list --count, for-each-ref and the "
         "final count. Baseline: the exact git log command it consumes (git -C repo, the "
         "project's -c overrides and environment, log_args(tip)), stdout to a pipe read in "
@@ -217,13 +198,13 @@ class GitSync(Benchmark):
         "the git_repos row). The rows column holds first-parent commits. Goal: ratio <= 1.5."
     )
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.spec.commits)
+        self.dbs = databases
+        self.engine = databases.engine
         self.note = self.base_note
         self.manifest: Manifest | None = None
-        self.root: Path | None = None
-        self.made = 0
         self.command: list[str] = []
         self.tokens: list[bytes] = []
         self.arrow: pa.Table | None = None
@@ -231,15 +212,13 @@ class GitSync(Benchmark):
 
     def prepare(self) -> None:
         self.manifest = manifest = repository(self.scale.spec)
-        self.root = _scratch()
         self.command = git_command(manifest.path, *log_args(manifest.tip))
         self.time_baseline()  # warms the page cache over the pack for both sides
         output = subprocess.run(self.command, capture_output=True, env=git_env(), check=True).stdout
         self.tokens = output.split(b"\0")
         # Independent of parse_log: one git_commits row per raw diff entry git printed.
         entries = sum(1 for t in self.tokens if t.lstrip(b"\n").startswith(b":"))
-        store, folder = self._fresh()
-        try:
+        with self.dbs.migrated() as store:
             result = sync_repository(store, manifest.path)
             _check_sync(result, manifest)
             require(
@@ -247,12 +226,10 @@ class GitSync(Benchmark):
                 f"the sync stored {result.file_changes} changes; git log printed {entries}",
             )
             self.repo_id = result.repo_id
-        finally:
-            store.close()
-            shutil.rmtree(folder)
         history = parse_log(iter(self.tokens), self.repo_id)
         self.arrow = history.to_arrow(manifest.first_parent_commits)
         self.note = self.base_note.format(
+            db=self.dbs.described,
             commits=manifest.first_parent_commits,
             all=manifest.all_commits,
             files=len(manifest.live),
@@ -262,30 +239,13 @@ class GitSync(Benchmark):
             file=sys.stderr,
         )
 
-    def _fresh(self) -> tuple[Storage, Path]:
-        assert self.root is not None
-        self.made += 1
-        folder = self.root / f"db{self.made}"
-        folder.mkdir()
-        store = Storage.open(str(folder / "sync.duckdb"))
-        try:
-            store.ensure_schema()
-        except BaseException:
-            store.close()
-            raise
-        return store, folder
-
     def time_case(self) -> float:
         manifest = self.manifest
         assert manifest is not None
-        store, folder = self._fresh()
-        try:
+        with self.dbs.migrated() as store:
             results: list[SyncResult] = []
             seconds = timed(lambda: results.append(sync_repository(store, manifest.path)))
             _check_sync(results[0], manifest)
-        finally:
-            store.close()
-            shutil.rmtree(folder)
         return seconds
 
     def _drain(self) -> None:
@@ -312,8 +272,7 @@ class GitSync(Benchmark):
     def _time_write(self) -> float:
         manifest, arrow = self.manifest, self.arrow
         assert manifest is not None and arrow is not None
-        store, folder = self._fresh()
-        try:
+        with self.dbs.migrated() as store:
             repo = {
                 "repo_id": self.repo_id,
                 "root": manifest.path,
@@ -321,15 +280,10 @@ class GitSync(Benchmark):
             }
             store.write("git_repos", [repo])
             seconds = timed(lambda: store.write("git_commits", arrow))
-        finally:
-            store.close()
-            shutil.rmtree(folder)
         return seconds
 
     def close(self) -> None:
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-        self.root = self.arrow = None
+        self.arrow = None
         self.tokens = []
 
 
@@ -337,21 +291,26 @@ class GitSync(Benchmark):
 class _Lookups(Benchmark):
     """Shared set-up: a copy of the synced database, a resolver over it, and the probes."""
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.probes)
+        self.dbs = databases
+        self.engine = databases.engine
+        self._open_copy = ExitStack()
         self.manifest: Manifest | None = None
         self.store: Storage | None = None
         self.resolver: GitHistoryResolver | None = None
         self.probes: Probes | None = None
-        self.folder: Path | None = None
         self.repo_id = ""
         self._answers: pa.Table | None = None  # resolve_many's, from prepare
 
     def _open(self) -> None:
         self.manifest = repository(self.scale.spec)
-        self.folder = _scratch()
-        self.store, self.repo_id = _synced_copy(self.scale.spec, self.manifest, self.folder)
+        template = _synced_template(self.dbs, self.manifest)
+        self.store = self._open_copy.enter_context(self.dbs.copy(template))
+        repos = self.store.query("SELECT repo_id FROM git_repos")
+        require(len(repos) == 1, f"the synced database holds {len(repos)} repositories")
+        self.repo_id = repos[0][0]
         self.resolver = GitHistoryResolver(self.store)
         self.probes = make_probes(self.store, self.repo_id, self.manifest, self.scale.probes)
 
@@ -366,20 +325,21 @@ class _Lookups(Benchmark):
         require(answers[0].num_rows == self.scale.probes, "resolve_many lost probes")
         return seconds / self.scale.probes
 
-    def _resolve_many_default(self) -> pa.Table:
-        """resolve_many under DuckDB's default ASOF plan (a nested loop for small estimates)."""
-        assert self.store is not None
-        self.store.con.execute("RESET asof_loop_join_threshold")
-        try:
+    def _resolve_many_default(self, defaults: AbstractContextManager[None]) -> pa.Table:
+        """resolve_many under the engine's default ASOF plan (DuckDB: a nested loop for small
+        estimates) instead of egregora's session setting."""
+        with defaults:
             return self._resolve_many()
-        finally:
-            self.store.con.execute("SET asof_loop_join_threshold = 0")  # egregora's setting
 
     def _asof_extra(self) -> dict[str, float]:
-        """The asof_loop_default reference point: what egregora's ASOF setting saves."""
+        """The asof_loop_default reference point: what egregora's ASOF setting saves (on an
+        engine where egregora sets one)."""
         assert self.store is not None
+        defaults = self.dbs.asof_defaults(self.store)
+        if defaults is None:
+            return {}
         answers: list[pa.Table] = []
-        seconds = timed(lambda: answers.append(self._resolve_many_default()))
+        seconds = timed(lambda: answers.append(self._resolve_many_default(defaults)))
         require(
             self._answers is not None and answers[0].equals(self._answers),
             "resolve_many answers differently under DuckDB's default ASOF plan",
@@ -391,11 +351,8 @@ class _Lookups(Benchmark):
         return self.resolver.resolve(self.repo_id, self.probes.paths[i], self.probes.at(i))
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.store = self.resolver = self.probes = self.folder = self._answers = None
+        self.store = self.resolver = self.probes = self._answers = None
+        self._open_copy.close()
 
 
 class GitResolveMany(_Lookups):
@@ -405,20 +362,22 @@ class GitResolveMany(_Lookups):
     baseline = "git_log_per_probe"
     unit = "s/probe"
 
-    def __init__(self, data: pa.Table) -> None:
-        super().__init__(data)
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
+        super().__init__(data, databases)
         self.sample: list[int] = []
         self.note = (
             f"Seconds per probe. Case: resolver.resolve_many(repo_id, probes) over "
-            f"{self.scale.probes:,} probes (one ASOF-join query; Arrow in, Arrow out), divided "
-            "by the probes. Baseline: `git log -1 --first-parent --format=%H --before=@T main "
+            f"{self.scale.probes:,} probes (one query: an ASOF join where the engine has "
+            "one, else egregora's equivalent without it; Arrow in, Arrow out) on a copy of a "
+            f"synced {databases.described}, divided by the probes. Baseline: "
+            "`git log -1 --first-parent --format=%H --before=@T main "
             f"-- PATH` (one process each, the project's -c overrides) on a fixed sample of "
             f"{self.scale.git_sample} of the probes, divided by the sample. Probes: 55% paths at "
             "the tip, 20% deleted or renamed away, 15% never existed, 10% at a commit's own "
             "second (or the one before), times uniform over the history and a month either "
             "side. prepare checks that resolve_many's commit equals git's on the sample. The "
-            "rows column holds the probes. Extra asof_loop_default: resolve_many with DuckDB's "
-            f"default {ASOF_SETTING} (egregora sets 0; same answers). "
+            "rows column holds the probes. Extra asof_loop_default (DuckDB only): "
+            f"resolve_many with DuckDB's default {ASOF_SETTING} (egregora sets 0; same answers). "
             "Goal: ratio <= 0.001 (1,000x faster per probe)."
         )
 
@@ -464,8 +423,8 @@ class GitResolveLoop(_Lookups):
     baseline = "resolve_per_probe"
     unit = "s/probe"
 
-    def __init__(self, data: pa.Table) -> None:
-        super().__init__(data)
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
+        super().__init__(data, databases)
         self.sample: list[int] = []
         self.note = (
             f"Seconds per probe, the same probes as git_resolve_many. Case: resolve_many over "
@@ -473,7 +432,7 @@ class GitResolveLoop(_Lookups):
             f"resolver.resolve(repo_id, path, at) (one parameterized query each, no cache) over "
             f"a fixed sample of {self.scale.loop_sample:,} of them, divided by the sample. "
             "prepare checks both give the same commit, change type, date and path on the "
-            "sample. Extra asof_loop_default: resolve_many with DuckDB's "
+            "sample. Extra asof_loop_default (DuckDB only): resolve_many with DuckDB's "
             f"default {ASOF_SETTING} (egregora sets 0; same answers). "
             "Goal: ratio <= 0.01 (100x faster per probe)."
         )
@@ -516,8 +475,8 @@ class GitResolveLatency(_Lookups):
     baseline = "lookup_query_only"
     extra_pairs = (("p99", "baseline_p99"), ("mean", "baseline_mean"))
 
-    def __init__(self, data: pa.Table) -> None:
-        super().__init__(data)
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
+        super().__init__(data, databases)
         self.rows = self.scale.latency_probes
         self.sample: list[int] = []
         self._stats: dict[str, float] = {}  # p99s and means of the latest repetition
@@ -526,8 +485,8 @@ class GitResolveLatency(_Lookups):
             "one by one (random probes of git_resolve_many's set, the same each repetition). "
             "Case: resolver.resolve(repo_id, path, at), no cache. Baseline: the statement "
             "resolve runs (egregora.git.resolver.ONE_LOOKUP) executed with its six parameters "
-            "on the "
-            "DuckDB connection and fetched, so the ratio is what the Python around it costs. "
+            f"through store.query on the same copy of a synced {databases.described} and "
+            "fetched, so the ratio is what the Python around it costs. "
             "Extras: p99 (of resolve) against baseline_p99 (of the bare query), and mean "
             "against baseline_mean. The rows column holds the calls."
         )
@@ -569,8 +528,8 @@ class GitCache(_Lookups):
     baseline = "uncached_resolve"
     extra_pairs = (("distinct_cached", "distinct_uncached"),)
 
-    def __init__(self, data: pa.Table) -> None:
-        super().__init__(data)
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
+        super().__init__(data, databases)
         self.rows = self.scale.lookups
         self.cache: LookupCache | None = None
         self.cached: GitHistoryResolver | None = None

@@ -38,6 +38,10 @@ class Benchmark(ABC):
     note: str
     unit: ClassVar[str] = "s"
     extra_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # The engine the case ran on: its databases' engine (see ``databases.py``), or DuckDB for
+    # a case that runs there whatever ``--db`` names, saying why in ``duckdb_only``.
+    engine: str = "duckdb"
+    duckdb_only: ClassVar[str] = ""
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
@@ -86,6 +90,7 @@ class Result:
     unit: str = "s"
     extra_pairs: tuple[tuple[str, str], ...] = ()
     wall_s: float = 0.0  # the whole case: prepare, repetitions and close
+    engine: str = "duckdb"  # where both sides ran
 
     @property
     def median_case_s(self) -> float:
@@ -128,6 +133,7 @@ class Result:
         return {
             "case": self.name,
             "baseline": self.baseline,
+            "engine": self.engine,
             "rows": self.rows,
             "unit": self.unit,
             "median_case_s": self.median_case_s,
@@ -229,6 +235,7 @@ def measure(bench: Benchmark, repeats: int, log: Console) -> Result:
         unit=bench.unit,
         extra_pairs=bench.extra_pairs,
         wall_s=time.perf_counter() - started,
+        engine=bench.engine,
     )
 
 
@@ -241,7 +248,7 @@ def _close_after_failure(bench: Benchmark, log: Console) -> None:
 
 
 def machine_info() -> dict[str, Any]:
-    packages = ("duckdb", "ibis-framework", "pandera", "pyarrow", "sqlglot")
+    packages = ("duckdb", "ibis-framework", "pandera", "pyarrow", "sqlglot", "psycopg")
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     try:
         load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
@@ -277,6 +284,7 @@ def report(
 def results_table(results: Sequence[Result], title: str) -> RichTable:
     table = RichTable(title=title)
     table.add_column("case", no_wrap=True)
+    table.add_column("engine", no_wrap=True)
     table.add_column("baseline", no_wrap=True)
     table.add_column("median case", justify="right")
     table.add_column("median baseline", justify="right")
@@ -286,6 +294,7 @@ def results_table(results: Sequence[Result], title: str) -> RichTable:
     for r in results:
         table.add_row(
             r.name,
+            r.engine,
             r.baseline,
             f"{seconds_text(r.median_case_s)} {r.unit}",
             f"{seconds_text(r.median_baseline_s)} {r.unit}",

@@ -2,7 +2,8 @@
 
 ``runner_run`` times ``egregora.runner.run_pipeline`` (ingest, plan, execute, cards, site) on
 the generated Android export of ``benchmarks/etl.py`` (100,000 messages at the default
-``--rows``, 20,000 with ``--quick``), into a fresh copy of an empty migrated database and a
+``--rows``, 20,000 with ``--quick``), into a fresh copy of an empty migrated database
+(``databases.py``: a DuckDB file, or a database on the PostgreSQL server ``--db`` names) and a
 fresh site folder. The baseline is the first stage alone, ``ingest_export`` of the same file
 into the same kind of database: the ratio is what turning messages into documents, cards and
 a site costs on top of reading them in. Extras give each stage's seconds (a reporter timing
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from benchmarks.databases import Databases
 from benchmarks.etl import ExportManifest, export
 from benchmarks.harness import Benchmark, require, timed
 from egregora.etl import ingest_export
 from egregora.runner import RunOptions, RunSummary, run_pipeline
-from egregora.storage.store import Storage
 
 QUICK_MESSAGES = 20_000
 STAGES = ("ingest", "plan", "execute", "cards", "site")
@@ -75,7 +76,7 @@ class RunnerRun(Benchmark):
         "The generated Android export of benchmarks/etl.py: {messages:,} messages ({first} to "
         "{last}), {windows} day windows, {authors} authors. Case: egregora.runner."
         "run_pipeline(store, path, RunOptions(tz='UTC', site=DIR)) into a fresh copy of an "
-        "empty migrated DuckDB file and an empty site folder: ingest, plan (windows and "
+        "empty migrated {db} and an empty site folder: ingest, plan (windows and "
         "authors, tasks queued), execute (a journal and an extractive post per day, a profile "
         "per author, 64 tasks per validated write), cards (a 1200x630 PNG per post and journal "
         "through the asset cache) and site (Markdown pages, cards and index pages). Baseline: "
@@ -86,12 +87,14 @@ class RunnerRun(Benchmark):
         "medians per stage: {stages}."
     )
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         super().__init__(messages_for(data.num_rows))
+        self.dbs = databases
+        self.engine = databases.engine
         self.note = self.base_note
         self.manifest: ExportManifest | None = None
         self.folder: Path | None = None
-        self.template: Path | None = None
+        self.template: str | None = None
         self.copies = 0
         self.summary: RunSummary | None = None
         self.stage_samples: dict[str, list[float]] = defaultdict(list)
@@ -100,9 +103,7 @@ class RunnerRun(Benchmark):
         self.manifest = export(self.rows)
         self.folder = Path(tempfile.mkdtemp(prefix="egregora-bench-runner-"))
         atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
-        self.template = self.folder / "empty.duckdb"
-        with Storage.open(str(self.template)) as store:
-            store.ensure_schema()
+        self.template = self.dbs.empty()
         summary, _, _ = self._run()
         days = summary.windows
         require(
@@ -117,23 +118,22 @@ class RunnerRun(Benchmark):
         self.summary = summary
         self._describe()
 
-    def _workspace(self) -> tuple[Path, Path]:
-        assert self.folder is not None and self.template is not None
+    def _workspace(self) -> Path:
+        """A new empty folder for one run's site."""
+        assert self.folder is not None
         self.copies += 1
         place = self.folder / f"run{self.copies}"
         place.mkdir()
-        db = place / "egregora.duckdb"
-        shutil.copyfile(self.template, db)
-        return place, db
+        return place
 
     def _run(self, *, again: bool = False) -> tuple[RunSummary, float, float | None]:
-        """One run into a fresh workspace; with ``again``, a second one timed too."""
-        assert self.manifest is not None
-        place, db = self._workspace()
+        """One run into a fresh copy and site; with ``again``, a second one timed too."""
+        assert self.manifest is not None and self.template is not None
+        place = self._workspace()
         path = Path(self.manifest.path)
         options = RunOptions(tz=TZ, site=place / "site")
         try:
-            with Storage.open(str(db)) as store:
+            with self.dbs.copy(self.template) as store:
                 clock = StageClock()
                 done: list[RunSummary] = []
                 seconds = timed(lambda: done.append(run_pipeline(store, path, options, clock)))
@@ -158,11 +158,11 @@ class RunnerRun(Benchmark):
         return seconds
 
     def time_baseline(self) -> float:
-        assert self.manifest is not None
-        place, db = self._workspace()
+        assert self.manifest is not None and self.template is not None
+        place = self._workspace()
         path = Path(self.manifest.path)
         try:
-            with Storage.open(str(db)) as store:
+            with self.dbs.copy(self.template) as store:
                 done: list[int] = []
                 seconds = timed(lambda: done.append(ingest_export(store, path, tz=TZ).new))
         finally:
@@ -187,6 +187,7 @@ class RunnerRun(Benchmark):
             if self.stage_samples.get(s)
         )
         self.note = self.base_note.format(
+            db=self.dbs.described,
             messages=self.rows,
             first=manifest.first,
             last=manifest.last,

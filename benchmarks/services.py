@@ -1,34 +1,32 @@
 """Service cases: the task queue (enqueueing, claiming) and the asset cache (hits, eviction).
 
-Everything runs through ``Storage`` on file-backed DuckDB databases migrated to head. Filling a
-database (a backlog of tasks, a cache of entries) is never timed: each case builds a template
-file once per process and copies it for every repetition that changes it, as ``git.py`` copies
-its synced database. Sizes follow ``--rows``: a tenth of it, at least 10,000 and at most
-100,000 (the issue's size, reached from 1,000,000 rows on); the samples timed one by one are
-smaller below 1,000,000 rows (``--quick``) so a quick run stays short.
+Everything runs through ``Storage`` on databases migrated to head (``databases.py``: DuckDB
+files, or databases on the PostgreSQL server ``--db`` names). Filling a database (a backlog of
+tasks, a cache of entries) is never timed: each case builds a template once and copies it for
+every repetition that changes it, as ``git.py`` copies its synced database. Sizes follow
+``--rows``: a tenth of it, at least 10,000 and at most 100,000 (the full size, reached from
+1,000,000 rows on); the samples timed one by one are smaller below 1,000,000 rows (``--quick``)
+so a quick run stays short.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import math
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from benchmarks.databases import Databases
 from benchmarks.harness import Benchmark, percentile, require, timed
 from egregora.assets import AssetCache, key_for
 from egregora.assets import statements as asset_sql
@@ -90,7 +88,7 @@ DELETE FROM asset_cache WHERE key IN (
 )
 OLDEST_LEFT = _build("SELECT min(last_accessed_at), count(*) FROM asset_cache")
 # key, now: the hit's SELECT (egregora.assets.statements.GET, by key alone) with the expiry
-# condition in SQL, as it first was: DuckDB then scans the table instead of probing the key.
+# condition in SQL, as it first was: DuckDB 1.5 then scans the table instead of probing the key.
 GET_WITH_EXPIRY = (
     sqlglot.parse_one(asset_sql.GET, read="duckdb")
     .where("expires_at IS NULL OR expires_at > ?", dialect="duckdb")  # type: ignore[attr-defined]
@@ -128,47 +126,7 @@ def scale_for(rows: int) -> ServiceScale:
     )
 
 
-# -- scratch files ----------------------------------------------------------------------------
-def _scratch() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="egregora-bench-services-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-def _closed(path: Path) -> Path:
-    """``path``, once its database was closed whole (no write-ahead log left to copy)."""
-    wal = path.with_name(path.name + ".wal")
-    require(not wal.exists(), f"{path} left a write-ahead log; a copy would miss it")
-    return path
-
-
-@contextmanager
-def _opened_copy(template: Path, folder: Path) -> Iterator[Storage]:
-    """A copy of the database ``template`` in ``folder``, open; deleted when done."""
-    copy = folder / f"copy-{template.name}"
-    shutil.copyfile(template, copy)
-    store = Storage.open(str(copy))
-    try:
-        yield store
-    finally:
-        store.close()
-        copy.unlink(missing_ok=True)
-        copy.with_name(copy.name + ".wal").unlink(missing_ok=True)
-
-
-_TEMPLATES: dict[tuple[str, int], Path] = {}  # one of each per process, shared by the cases
-
-
-def _empty_template() -> Path:
-    """An empty database migrated to head."""
-    if ("empty", 0) not in _TEMPLATES:
-        path = _scratch() / "empty.duckdb"
-        with Storage.open(str(path)) as store:
-            store.ensure_schema()
-        _TEMPLATES["empty", 0] = _closed(path)
-    return _TEMPLATES["empty", 0]
-
-
+# -- templates ----------------------------------------------------------------------------------
 def new_tasks(count: int, prefix: str) -> list[NewTask]:
     """``count`` tasks with distinct dedupe keys and small JSON payloads, 1 in 10 urgent."""
     rng = random.Random(f"{SEED}-{prefix}")
@@ -191,17 +149,15 @@ def new_tasks(count: int, prefix: str) -> list[NewTask]:
     return tasks
 
 
-def _backlog_template(size: int) -> Path:
-    """A database holding ``size`` pending tasks (keys "backlog:..."), enqueued in one batch."""
-    if ("backlog", size) not in _TEMPLATES:
-        path = _scratch() / f"backlog-{size}.duckdb"
+def _backlog_template(databases: Databases, size: int) -> str:
+    """A template holding ``size`` pending tasks (keys "backlog:..."), enqueued in one batch."""
+
+    def enqueue(store: Storage) -> None:
         print(f"  enqueueing a backlog of {size:,} tasks once ...", file=sys.stderr)
-        with Storage.open(str(path)) as store:
-            store.ensure_schema()
-            done = TaskStore(store).enqueue_many(new_tasks(size, "backlog"))
-            require(len(done.task_ids) == size, f"the backlog holds {len(done.task_ids)} tasks")
-        _TEMPLATES["backlog", size] = _closed(path)
-    return _TEMPLATES["backlog", size]
+        done = TaskStore(store).enqueue_many(new_tasks(size, "backlog"))
+        require(len(done.task_ids) == size, f"the backlog holds {len(done.task_ids)} tasks")
+
+    return databases.template(f"backlog-{size}", enqueue)
 
 
 def _count(store: Storage, status: str) -> int:
@@ -227,16 +183,17 @@ class TasksEnqueueMany(Benchmark):
     baseline = "enqueue_one_by_one"
     unit = "s/task"
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.tasks)
+        self.dbs = databases
+        self.engine = databases.engine
         self.tasks: list[NewTask] = []
-        self.folder: Path | None = None
         self.note = (
             f"Seconds per task. Case: TaskStore(store).enqueue_many(tasks) of {self.scale.tasks:,} "
             "new tasks (four types, 1 in 10 with priority 1, a distinct dedupe key each, a JSON "
-            "payload of about 80 bytes) into a fresh file-backed DuckDB migrated to head (a copy "
-            "of an empty template, untimed): one transaction that looks the keys up among "
+            f"payload of about 80 bytes) into a fresh {databases.described} migrated to head (a "
+            "copy of an empty template, untimed): one transaction that looks the keys up among "
             "active tasks, then one validated store.write('tasks', rows); divided by the tasks. "
             f"Baseline: enqueue(task) once per task for the first {self.scale.enqueue_sample} "
             "of the same tasks, into another fresh database (each a validated write of its "
@@ -246,10 +203,9 @@ class TasksEnqueueMany(Benchmark):
         )
 
     def prepare(self) -> None:
-        self.folder = _scratch()
         self.tasks = new_tasks(self.scale.tasks, "new")
-        _backlog_template(self.scale.tasks)  # for the extra: built now, outside any timing
-        with _opened_copy(_empty_template(), self.folder) as store:
+        _backlog_template(self.dbs, self.scale.tasks)  # for the extra: built now, untimed
+        with self.dbs.copy(self.dbs.empty()) as store:
             queue = TaskStore(store)
             done = queue.enqueue_many(self.tasks)
             require(
@@ -262,14 +218,13 @@ class TasksEnqueueMany(Benchmark):
                 first is not None and first.payload == self.tasks[0].payload,
                 f"the first task reads back as {first}",
             )
-        with _opened_copy(_empty_template(), self.folder) as store:
+        with self.dbs.copy(self.dbs.empty()) as store:
             queue = TaskStore(store)
             require(queue.enqueue(self.tasks[0]) is not None, "enqueue wrote nothing")
             require(queue.enqueue(self.tasks[0]) is None, "enqueue did not skip a queued key")
 
-    def _time_many(self, template: Path) -> float:
-        assert self.folder is not None
-        with _opened_copy(template, self.folder) as store:
+    def _time_many(self, template: str) -> float:
+        with self.dbs.copy(template) as store:
             queue = TaskStore(store)
             before = _count(store, "pending")
             seconds = timed(lambda: queue.enqueue_many(self.tasks))
@@ -278,12 +233,11 @@ class TasksEnqueueMany(Benchmark):
         return seconds / len(self.tasks)
 
     def time_case(self) -> float:
-        return self._time_many(_empty_template())
+        return self._time_many(self.dbs.empty())
 
     def time_baseline(self) -> float:
-        assert self.folder is not None
         sample = self.tasks[: self.scale.enqueue_sample]
-        with _opened_copy(_empty_template(), self.folder) as store:
+        with self.dbs.copy(self.dbs.empty()) as store:
             queue = TaskStore(store)
 
             def one_by_one() -> None:
@@ -296,16 +250,13 @@ class TasksEnqueueMany(Benchmark):
         return seconds / len(sample)
 
     def time_extras(self) -> dict[str, float]:
-        template = _backlog_template(self.scale.tasks)
+        template = _backlog_template(self.dbs, self.scale.tasks)
         return {"enqueue_many_into_backlog": self._time_many(template)}
 
     def sizes(self) -> tuple[int, int]:
         return self.scale.tasks, self.scale.enqueue_sample
 
     def close(self) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder = None
         self.tasks = []
 
 
@@ -316,15 +267,16 @@ class TasksClaim(Benchmark):
     baseline = "update_by_key"
     unit = "s/task"
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.backlog)
-        self.folder: Path | None = None
-        self.template: Path | None = None
+        self.dbs = databases
+        self.engine = databases.engine
+        self.template: str | None = None
         self._case: list[float] = []
         self._claim_only: list[float] = []
         self.base_note = (
-            f"Seconds per task. A copy (untimed) of a file-backed DuckDB holding a backlog of "
+            f"Seconds per task. A copy (untimed) of a {databases.described} holding a backlog of "
             f"{self.scale.backlog:,} pending tasks (enqueued in one enqueue_many; four types, "
             "1 in 10 with priority 1) per repetition; one warm-up round on the copy, untimed. "
             f"Case: one worker (one thread) doing {self.scale.claims:,} rounds of "
@@ -339,11 +291,10 @@ class TasksClaim(Benchmark):
         self.note = self.base_note
 
     def prepare(self) -> None:
-        self.folder = _scratch()
-        self.template = _backlog_template(self.scale.backlog)
+        self.template = _backlog_template(self.dbs, self.scale.backlog)
         require(self.scale.claims < self.scale.backlog, "more claims than tasks in the backlog")
         # The claims take the tasks the baseline updates, in the same order.
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             require(_count(store, "pending") == self.scale.backlog, "the backlog is not whole")
             queue = TaskStore(store)
             wanted = [r[0] for r in store.query(NEXT_IDS, [20])]
@@ -357,7 +308,7 @@ class TasksClaim(Benchmark):
             require(got == wanted, f"the claims took {got[:3]}..., the lookup says {wanted[:3]}")
             require(all(t.priority == 1 for t in taken), "a claim skipped an urgent task")
             require(_count(store, "succeeded") == len(wanted), "completed tasks went missing")
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             task_id = store.query(NEXT_IDS, [1])[0][0]
             rows = self._take(store, [task_id])
             require(
@@ -376,9 +327,9 @@ class TasksClaim(Benchmark):
         return rows
 
     def _time_claims(self, *, complete: bool) -> float:
-        assert self.folder is not None and self.template is not None
+        assert self.template is not None
         claims = self.scale.claims
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             queue = TaskStore(store)
 
             def work(rounds: int) -> None:
@@ -389,7 +340,7 @@ class TasksClaim(Benchmark):
                     if complete:
                         queue.complete(task)
 
-            work(1)  # warm-up: the copy's blocks read into DuckDB's buffers
+            work(1)  # warm-up: the copy's blocks read into the engine's buffers
             seconds = timed(lambda: work(claims))
             done = _count(store, "succeeded" if complete else "running")
         require(done == claims + 1, f"{done} tasks claimed, wanted {claims + 1}")
@@ -409,9 +360,9 @@ class TasksClaim(Benchmark):
         return seconds
 
     def time_baseline(self) -> float:
-        assert self.folder is not None and self.template is not None
+        assert self.template is not None
         claims = self.scale.claims
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             ids = [r[0] for r in store.query(NEXT_IDS, [claims + 1])]
             self._take(store, ids[:1])  # warm-up, as the case's first round
             rows: list[list[tuple[object, ...]]] = []
@@ -431,9 +382,7 @@ class TasksClaim(Benchmark):
         return self.scale.claims, self.scale.claims
 
     def close(self) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder = None
+        self.template = None
 
 
 # -- the asset cache --------------------------------------------------------------------------
@@ -474,10 +423,12 @@ class CacheHit(Benchmark):
     baseline = "hit_written_each_read"
     extra_pairs = (("p50", "baseline_p50"), ("p99", "baseline_p99"))
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.hits)
-        self.folder: Path | None = None
+        self.dbs = databases
+        self.engine = databases.engine
+        self._open = ExitStack()
         self.store: Storage | None = None
         self.keys: list[str] = []
         self.contents: dict[str, bytes] = {}
@@ -489,7 +440,7 @@ class CacheHit(Benchmark):
             "cache counts is written inside the timing and the mean carries the batched "
             "writes (one call in 256, beyond the 99th percentile). Keys drawn at random (with "
             "repeats; the same each repetition) from a warm cache of "
-            f"{self.scale.entries:,} entries of {HIT_BYTES:,} bytes in a file-backed DuckDB "
+            f"{self.scale.entries:,} entries of {HIT_BYTES:,} bytes in a {databases.described} "
             "(filled once with one store.write, untimed; a quarter of the entries expire in "
             "2100). Case: AssetCache(store).get(key) with the default flush_every=256: one "
             "SELECT by key; the hit is counted in memory and written with the others in one "
@@ -501,14 +452,12 @@ class CacheHit(Benchmark):
             "get() calls alone), select_mean: the bare SELECT the hit runs "
             "(egregora.assets.statements.GET, WHERE key = ?) through store.query, and "
             "with_expiry_mean: that SELECT with the expiry test in SQL (AND (expires_at IS "
-            "NULL OR expires_at > ?)), which DuckDB answers with a scan instead of the key's "
-            "index; get() tests expiry in Python. The rows column holds the hits."
+            "NULL OR expires_at > ?)), which DuckDB 1.5 answers with a scan instead of the "
+            "key's index; get() tests expiry in Python. The rows column holds the hits."
         )
 
     def prepare(self) -> None:
-        self.folder = _scratch()
-        self.store = store = Storage.open(str(self.folder / "warm.duckdb"))
-        store.ensure_schema()
+        self.store = store = self._open.enter_context(self.dbs.migrated())
         self.keys = cache_keys(self.scale.entries)
         rows = cache_rows(self.keys, [HIT_BYTES] * len(self.keys), SEED)
         require(store.write("asset_cache", rows) == len(self.keys), "the cache is not full")
@@ -578,11 +527,8 @@ class CacheHit(Benchmark):
         }
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.store = self.folder = None
+        self.store = None
+        self._open.close()
 
 
 class CacheEvict(Benchmark):
@@ -593,17 +539,18 @@ class CacheEvict(Benchmark):
     baseline = "delete_lru_one_by_one"
     unit = "s/entry"
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         self.scale = scale_for(data.num_rows)
         super().__init__(self.scale.evicted)
-        self.folder: Path | None = None
-        self.template: Path | None = None
+        self.dbs = databases
+        self.engine = databases.engine
+        self.template: str | None = None
         self.budget = 0
         self.cutoff = EPOCH
         stored = 2 * self.scale.evicted
         self.note = (
-            f"Seconds per entry evicted. A copy (untimed) per repetition of a file-backed "
-            f"DuckDB whose cache holds {stored:,} entries of {SMALL_BYTES[0]} to "
+            f"Seconds per entry evicted. A copy (untimed) per repetition of a "
+            f"{databases.described} whose cache holds {stored:,} entries of {SMALL_BYTES[0]} to "
             f"{SMALL_BYTES[1]} bytes, each last read at its own second (filled once with one "
             "store.write, untimed; none expired). Case: AssetCache(store).evict(budget) with "
             f"the budget set to the bytes of the {self.scale.evicted:,} most recently used "
@@ -615,12 +562,12 @@ class CacheEvict(Benchmark):
             "LIMIT 1) then DELETE it by key, through store.query and store.change, for "
             f"{self.scale.delete_sample} entries, divided by them. Extra budget_delete_sql: "
             "evict's budget DELETE written by hand as one statement (window sum, no expiry "
-            "sweep, no totals), run on the connection, per entry. The rows column holds the "
+            "sweep, no totals), run on the driver's connection, per entry. The rows column "
+            "holds the "
             "entries evicted."
         )
 
     def prepare(self) -> None:
-        self.folder = _scratch()
         stored = 2 * self.scale.evicted
         print(f"  filling a cache of {stored:,} entries once ...", file=sys.stderr)
         rng = random.Random(SEED + 2)
@@ -628,13 +575,13 @@ class CacheEvict(Benchmark):
         # The i-th entry is the i-th least recently used; the newest half fits the budget.
         self.budget = sum(sizes[self.scale.evicted :])
         self.cutoff = EPOCH + timedelta(seconds=self.scale.evicted)
-        path = self.folder / "evict.duckdb"
-        with Storage.open(str(path)) as store:
-            store.ensure_schema()
+
+        def fill(store: Storage) -> None:
             rows = cache_rows(cache_keys(stored), sizes, SEED + 3)
             require(store.write("asset_cache", rows) == stored, "the cache is not full")
-        self.template = _closed(path)
-        with _opened_copy(self.template, self.folder) as store:
+
+        self.template = self.dbs.template("evict", fill)
+        with self.dbs.copy(self.template) as store:
             result = AssetCache(store).evict(self.budget)
             oldest, left = store.query(OLDEST_LEFT)[0]
             require(
@@ -645,7 +592,7 @@ class CacheEvict(Benchmark):
                 and oldest == self.cutoff,
                 f"evict gave {result}; {left} entries left, the oldest read at {oldest}",
             )
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             self._delete_oldest(store, 3)
             oldest, left = store.query(OLDEST_LEFT)[0]
             require(
@@ -663,8 +610,8 @@ class CacheEvict(Benchmark):
         return int(store.query(OLDEST_LEFT)[0][1])
 
     def time_case(self) -> float:
-        assert self.folder is not None and self.template is not None
-        with _opened_copy(self.template, self.folder) as store:
+        assert self.template is not None
+        with self.dbs.copy(self.template) as store:
             cache = AssetCache(store)
             seconds = timed(lambda: cache.evict(self.budget))
             left = self._left(store)
@@ -672,19 +619,20 @@ class CacheEvict(Benchmark):
         return seconds / self.scale.evicted
 
     def time_baseline(self) -> float:
-        assert self.folder is not None and self.template is not None
+        assert self.template is not None
         sample = self.scale.delete_sample
-        with _opened_copy(self.template, self.folder) as store:
+        with self.dbs.copy(self.template) as store:
             seconds = timed(lambda: self._delete_oldest(store, sample))
             left = self._left(store)
         require(left == 2 * self.scale.evicted - sample, f"the deletes left {left} entries")
         return seconds / sample
 
     def time_extras(self) -> dict[str, float]:
-        assert self.folder is not None and self.template is not None
-        with _opened_copy(self.template, self.folder) as store:
-            con = store.con
-            seconds = timed(lambda: con.execute(DELETE_OVER_BUDGET, [self.budget]).fetchall())
+        assert self.template is not None
+        with self.dbs.copy(self.template) as store:
+            engine, con = store.engine, store.con
+            delete = engine.translate(DELETE_OVER_BUDGET)
+            seconds = timed(lambda: engine.run(con, delete, [self.budget]))
             left = self._left(store)
         require(left == self.scale.evicted, f"the hand-written delete left {left} entries")
         return {"budget_delete_sql": seconds / self.scale.evicted}
@@ -693,6 +641,4 @@ class CacheEvict(Benchmark):
         return self.scale.evicted, self.scale.delete_sample
 
     def close(self) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder = self.template = None
+        self.template = None

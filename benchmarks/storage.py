@@ -1,24 +1,25 @@
 """Storage cases: a validated ``store.write`` and a typed ``store.documents`` query.
 
-Both run through ``Storage`` on file-backed DuckDB databases migrated to head by
-``store.ensure_schema()``, against plain SQL on the same kind of database.
+Both run through ``Storage`` on databases migrated to head (``databases.py``: DuckDB files, or
+databases on the PostgreSQL server ``--db`` names), against plain SQL on the same database.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
-from benchmarks.data import DOCUMENTS, RUN_IDS, insert_from, insert_runs
+from benchmarks.data import DOCUMENTS, RUN_IDS, load_runs
+from benchmarks.databases import Databases
 from benchmarks.harness import Benchmark, require, timed
 from egregora.ddl import statements as sql
 from egregora.schema.catalog import CATALOG
@@ -26,7 +27,6 @@ from egregora.schema.tables.content import MEDIA_TYPES, MESSAGE_KINDS
 from egregora.storage.store import Storage
 
 MESSAGES = CATALOG["messages"]
-SOURCE = "storage_source"  # an Arrow table, as DuckDB sees it once registered
 
 # The three kinds of message; each fills what messages' rules require of it.
 TEXT, MEDIA, SYSTEM = "text", "media", "system"
@@ -39,7 +39,7 @@ INGESTED_AT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 # One row per i in range($rows). Thread t = i % $threads and seq = i // $threads, so
 # (source, thread_id, seq) is unique (a thread has one source); event ids are MD5 hex strings.
 # 1 in 20 rows is a system notice (no author), 1 in 5 a media message (with a file name and a
-# media type), the rest text; 4 in 5 rows name one of the runs insert_runs creates.
+# media type), the rest text; 4 in 5 rows name one of the runs load_runs creates.
 _MESSAGES_QUERY = """
 WITH base AS (
     SELECT
@@ -78,9 +78,12 @@ FROM base
 # The author the query case asks about; generated posts name 'author-' || (i % 97) and
 # 'author-' || (i % 89), so every such author has posts.
 AUTHOR = "author-7"
-# The hand-written baseline of posts_by_author(author).count(): a constant, the author bound.
+# The hand-written baseline of posts_by_author(author).count(): a constant, the author bound
+# (in DuckDB's dialect; the engine translates it). The parameter's type is written out because
+# PostgreSQL's translation tests it for NULL first, and a server cannot type a bare ``$1 IS NULL``.
 _POSTS_BY_AUTHOR_SQL = (
-    "SELECT count(*) FROM documents WHERE doc_type = 'post' AND list_contains(authors, ?)"
+    "SELECT count(*) FROM documents WHERE doc_type = 'post' "
+    "AND list_contains(authors, CAST(? AS VARCHAR))"
 )
 
 
@@ -114,38 +117,14 @@ def messages_arrow(rows: int) -> pa.Table:
     return table
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(sql.count_rows(table, "duckdb")).fetchone()
-    assert row is not None
-    return int(row[0])
+def _count(store: Storage, table: str) -> int:
+    return int(store.query(sql.count_rows(table, "duckdb"))[0][0])
 
 
-class _Databases:
-    """Fresh file-backed databases, migrated to head with the benchmark runs, in one temp dir."""
-
-    def __init__(self) -> None:
-        self.root: Path | None = None
-        self.made = 0
-
-    def open(self) -> tuple[Storage, Path]:
-        if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix="egregora-bench-"))
-        self.made += 1
-        folder = self.root / f"db{self.made}"
-        folder.mkdir()
-        store = Storage.open(str(folder / "bench.duckdb"))
-        try:
-            store.ensure_schema()
-            insert_runs(store.con)
-        except BaseException:
-            store.close()
-            raise
-        return store, folder
-
-    def close(self) -> None:
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-        self.root = None
+def _placeholders(statement: str, dialect: str) -> int:
+    """How many parameters ``statement`` binds: PostgreSQL's translation of ``list_contains``
+    (a NULL-safe CASE) names the one value twice, so it is bound once per placeholder."""
+    return len(list(sqlglot.parse_one(statement, read=dialect).find_all(exp.Placeholder)))
 
 
 class WriteMessagesValidated(Benchmark):
@@ -153,32 +132,36 @@ class WriteMessagesValidated(Benchmark):
 
     name = "write_messages_validated"
     baseline = "insert_messages_unvalidated"
-    note = (
-        "A fresh file-backed DuckDB in a temp dir per repetition, migrated to head by "
-        "store.ensure_schema(), with the four benchmark runs; the same generated Arrow table of "
-        "valid messages (text/media/system, unique (source, thread_id, seq), 4 in 5 naming a "
-        "run). Case: store.write('messages', arrow) (append): stage with the catalog's types "
-        "in a temp table, the pandera contract with the foreign key checked against runs, "
-        "keys against stored rows, then INSERT ... SELECT in one transaction. Baseline: one "
-        "autocommitted INSERT INTO messages SELECT ... FROM the registered Arrow table (the "
-        "database still enforces its NOT NULL, CHECK, key and foreign key constraints). Only "
-        "the write is timed; the rows are counted after each. Goal: ratio <= 1.25."
+    base_note = (
+        "A fresh {db} per repetition, migrated to head, with the four benchmark runs; the same "
+        "generated Arrow table of valid messages (text/media/system, unique (source, "
+        "thread_id, seq), 4 in 5 naming a run). Case: store.write('messages', arrow) "
+        "(append): stage with the catalog's types (DuckDB: a temporary view over the Arrow "
+        "data; PostgreSQL: cast in a private in-memory DuckDB, then COPY into a temporary "
+        "table), the pandera contract with the foreign key checked against runs, keys against "
+        "stored rows, then INSERT ... SELECT in one transaction. Baseline: the engine's plain "
+        "bulk load of the same rows into messages, autocommitted (DuckDB: one INSERT INTO "
+        "messages SELECT ... FROM the registered Arrow table; PostgreSQL: one COPY messages "
+        "FROM STDIN), so the database still enforces its NOT NULL, CHECK, key and foreign key "
+        "constraints. Only the write is timed; the rows are counted after each. Goal: ratio "
+        "<= 1.25."
     )
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         super().__init__(data.num_rows)
+        self.dbs = databases
+        self.engine = databases.engine
+        self.note = self.base_note.format(db=databases.described)
         self.data: pa.Table | None = None
-        self.insert = insert_from(MESSAGES.name, SOURCE, MESSAGES.column_names)
-        self.databases = _Databases()
 
     def prepare(self) -> None:
         self.data = messages_arrow(self.rows)
         # The rows must pass the contract (write raises ContractViolation otherwise) and land in
-        # the table; this also warms DuckDB and the contract up. Each repetition re-counts.
+        # the table; this also warms the engine and the contract up. Each repetition re-counts.
         self.time_case()
 
     def _written(self, store: Storage, written: int) -> None:
-        count = _count(store.con, MESSAGES.name)
+        count = _count(store, MESSAGES.name)
         require(
             written == count == self.rows,
             f"wrote {written} rows, messages holds {count}, wanted {self.rows}",
@@ -187,43 +170,25 @@ class WriteMessagesValidated(Benchmark):
     def time_case(self) -> float:
         data = self.data
         assert data is not None
-        store, folder = self.databases.open()
-        try:
+        with self.dbs.migrated() as store:
+            load_runs(store)
             written: list[int] = []
             seconds = timed(lambda: written.append(store.write(MESSAGES.name, data)))
             self._written(store, written[0])
-        finally:
-            store.close()
-            shutil.rmtree(folder)
         return seconds
 
     def time_baseline(self) -> float:
         data = self.data
         assert data is not None
-        store, folder = self.databases.open()
-        try:
-            con = store.con
-            con.register(SOURCE, data)
-            seconds = timed(lambda: con.execute(self.insert))
-            con.unregister(SOURCE)
+        with self.dbs.migrated() as store:
+            load_runs(store)
+            engine, con = store.engine, store.con
+            seconds = timed(lambda: engine.load(con, MESSAGES.name, data))
             self._written(store, self.rows)
-        finally:
-            store.close()
-            shutil.rmtree(folder)
         return seconds
 
     def close(self) -> None:
-        self.databases.close()
         self.data = None
-
-
-def scan_kind(plan: str) -> str:
-    """How a DuckDB physical plan reads its table: index scan, sequential scan, or unknown."""
-    if "INDEX_SCAN" in plan:
-        return "index scan"
-    if "TABLE_SCAN" in plan or "SEQ_SCAN" in plan:
-        return "sequential scan"
-    return "unknown scan"
 
 
 class DocumentsPostsByAuthor(Benchmark):
@@ -232,40 +197,42 @@ class DocumentsPostsByAuthor(Benchmark):
     name = "documents_posts_by_author"
     baseline = "hand_written_sql"
     base_note = (
-        "One file-backed DuckDB migrated to head by store.ensure_schema(), holding the generated "
-        "documents (a quarter posts, each naming two authors) inserted with plain SQL, untimed. "
+        "One {db} migrated to head, holding the generated documents (a quarter posts, each "
+        "naming two authors) loaded in bulk, untimed. "
         f"Case: store.execute(store.documents.posts_by_author({AUTHOR!r}).count()), building "
         "the Ibis expression (a table lookup) and running it. Baseline: "
-        f"{_POSTS_BY_AUTHOR_SQL!r} with the author bound, fetchone(). Both give the same count. "
-        "Extras: prebuilt_expr runs an expression built once through store.execute; "
+        f"{_POSTS_BY_AUTHOR_SQL!r} with the author bound (translated by the engine: "
+        "{baseline_sql!r}), run on the driver's connection and fetched. Both give the same "
+        "count. Extras: prebuilt_expr runs an expression built once through store.execute; "
         "compiled_sql runs ibis.to_sql(expr) directly on the connection."
     )
 
-    def __init__(self, data: pa.Table) -> None:
+    def __init__(self, data: pa.Table, databases: Databases) -> None:
         super().__init__(data.num_rows)
         self.data = data
-        self.note = self.base_note
-        self.databases = _Databases()
+        self.dbs = databases
+        self.engine = databases.engine
+        self.note = self.base_note.format(db=databases.described, baseline_sql="")
+        self._open = ExitStack()
         self.store: Storage | None = None
         self.expr: ir.IntegerScalar | None = None
         self.compiled = ""
+        self.baseline_sql = ""
+        self.params: list[str] = []
         self.plan = ""
         self.expected = -1
 
     def prepare(self) -> None:
-        store, _ = self.databases.open()
-        self.store = store
-        con = store.con
-        con.register(SOURCE, self.data)
-        try:
-            con.execute(insert_from(DOCUMENTS.name, SOURCE, DOCUMENTS.column_names))
-        finally:
-            con.unregister(SOURCE)
-        require(_count(con, DOCUMENTS.name) == self.rows, "not every document was inserted")
+        store = self.store = self._open.enter_context(self.dbs.migrated())
+        load_runs(store)
+        store.engine.load(store.con, DOCUMENTS.name, self.data)
+        require(_count(store, DOCUMENTS.name) == self.rows, "not every document was inserted")
 
+        self.baseline_sql = store.engine.translate(_POSTS_BY_AUTHOR_SQL)
+        self.params = [AUTHOR] * _placeholders(self.baseline_sql, store.dialect)
         self.expr = store.documents.posts_by_author(AUTHOR).count()
         self.compiled = str(ibis.to_sql(self.expr))
-        self.plan = str(con.sql(self.compiled).explain())
+        self.plan = self.dbs.explain(store, self.compiled)
         case, base, compiled = self._typed(), self._hand_written(), self._compiled_sql()
         require(base > 0, f"no post names {AUTHOR!r}; the case would measure an empty answer")
         require(
@@ -273,10 +240,11 @@ class DocumentsPostsByAuthor(Benchmark):
             f"typed query counts {case}, compiled SQL {compiled}, hand-written SQL {base}",
         )
         self.expected = base
-        scan = scan_kind(self.plan)
+        scan = self.dbs.scan_kind(self.plan)
+        note = self.base_note.format(db=self.dbs.described, baseline_sql=self.baseline_sql)
         self.note = (
-            f"{self.base_note} Count: {base} posts by {AUTHOR!r}. The compiled query reads "
-            f"documents by {scan}.\nCompiled SQL:\n{self.compiled}\nDuckDB plan:\n{self.plan}"
+            f"{note} Count: {base} posts by {AUTHOR!r}. The compiled query reads documents by "
+            f"{scan}.\nCompiled SQL:\n{self.compiled}\n{self.engine} plan:\n{self.plan}"
         )
         print(
             f"  {self.name}: {base:,} posts by {AUTHOR!r}; the compiled Ibis query is a "
@@ -294,16 +262,14 @@ class DocumentsPostsByAuthor(Benchmark):
         return int(self.store.execute(self.expr))
 
     def _hand_written(self) -> int:
-        assert self.store is not None
-        row = self.store.con.execute(_POSTS_BY_AUTHOR_SQL, [AUTHOR]).fetchone()
-        assert row is not None
-        return int(row[0])
+        store = self.store
+        assert store is not None
+        return int(store.engine.run(store.con, self.baseline_sql, self.params)[0][0])
 
     def _compiled_sql(self) -> int:
-        assert self.store is not None
-        row = self.store.con.execute(self.compiled).fetchone()
-        assert row is not None
-        return int(row[0])
+        store = self.store
+        assert store is not None
+        return int(store.engine.run(store.con, self.compiled)[0][0])
 
     def _timed_count(self, query: Callable[[], int], what: str) -> float:
         """Seconds ``query`` takes; its answer must be the count found in ``prepare``."""
@@ -325,7 +291,5 @@ class DocumentsPostsByAuthor(Benchmark):
         }
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
         self.store = self.expr = None
-        self.databases.close()
+        self._open.close()
