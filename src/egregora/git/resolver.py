@@ -302,13 +302,7 @@ def _asof(numbered: ir.Table, changes: ir.Table) -> ir.Table:
     joined = numbered.asof_join(
         frontier, on=numbered.at >= frontier.f_at, predicates=numbered.path == frontier.f_path
     )
-    return joined.select(
-        PROBE,
-        "path",
-        "at",
-        "best_seq",
-        found_path=ibis.ifelse(joined.best_seq.isnull(), ibis.null("string"), joined.path),
-    )
+    return _picked(joined)
 
 
 def _latest_before(numbered: ir.Table, changes: ir.Table) -> ir.Table:
@@ -328,13 +322,17 @@ def _latest_before(numbered: ir.Table, changes: ir.Table) -> ir.Table:
     stream = probes.union(marks.cast(probes.schema()), distinct=False)
     before = ibis.window(group_by="path", order_by=["at", "probe"], rows=(None, 0))
     ran = stream.select(PROBE, "path", "at", "probe", best_seq=stream.seq.max().over(before))
-    ran = ran.filter(ran.probe == 1)
-    return ran.select(
+    return _picked(ran.filter(ran.probe == 1))
+
+
+def _picked(answered: ir.Table) -> ir.Table:
+    """Each probe with the chain position it found, and the path found there (none if none)."""
+    return answered.select(
         PROBE,
         "path",
         "at",
         "best_seq",
-        found_path=ibis.ifelse(ran.best_seq.isnull(), ibis.null("string"), ran.path),
+        found_path=ibis.ifelse(answered.best_seq.isnull(), ibis.null("string"), answered.path),
     )
 
 
