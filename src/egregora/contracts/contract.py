@@ -2,7 +2,9 @@
 
 Pandera decides which rules hold; validation runs inside the database, one query per check.
 Pandera's failure cases are not readable (see platform notes), so for each broken rule the
-report re-queries the same Ibis predicate to count the rows and show their keys.
+report re-queries the same Ibis predicate to count the rows and show their keys. The storage
+gateway's write reaches the same verdict in one statement (``storage.checks``) and has its
+report lines written here, by :meth:`Contract.failure`, so both read alike.
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ class Contract:
                     )
                 )
         return out
+
+    def rule_names(self, *, references: bool = True) -> list[str]:
+        """Every rule a report can name, in the order a report lists them: the NOT NULL
+        columns (in column order), then the checks, the foreign keys last (with
+        ``references``, as when every parent is given)."""
+        nulls = [self.not_null_rule(c.name) for c in self.table.columns if not c.nullable]
+        fks = [fk.name for fk in self.table.foreign_keys] if references else []
+        return [*nulls, *(c.name for c in self.checks()), *fks]
+
+    def not_null_rule(self, column: str) -> str:
+        return f"{self.table.name}_{column}_not_null"
 
     def pandera_schema(self, parents: Mapping[str, ir.Table] | None = None) -> pa.DataFrameSchema:
         columns = {
@@ -204,28 +217,51 @@ class Contract:
             None,
         )
 
+    def failure(
+        self,
+        data: ir.Table,
+        rule: str,
+        count: int,
+        *,
+        parents: Mapping[str, ir.Table] | None = None,
+        max_examples: int = 5,
+    ) -> RuleFailure:
+        """The report line of ``rule`` (a name from :meth:`rule_names`), which ``count`` rows
+        of ``data`` break, with the keys of the first of them: what ``validate`` writes."""
+        for column in self.table.columns:
+            if rule == self.not_null_rule(column.name):
+                return self._null_failure(data, column.name, max_examples, count)
+        check = next((c for c in self.checks(parents) if c.name == rule), None)
+        if check is None:
+            raise KeyError(f"{self.table.name} has no rule {rule!r}")
+        return self._rule_failure(data, check, max_examples, count)
+
     def _key_columns(self, extra: tuple[str, ...]) -> list[str]:
         return list(dict.fromkeys([*self.table.primary_key, *extra]))
 
-    def _rule_failure(self, data: ir.Table, check: _Check, max_examples: int) -> RuleFailure:
+    def _rule_failure(
+        self, data: ir.Table, check: _Check, max_examples: int, count: int | None = None
+    ) -> RuleFailure:
         failing = data.filter(~check.predicate(data).fill_null(True))
         shown = failing.select(*self._key_columns(check.columns))
-        if check.duplicates:
-            shown = shown.order_by(*check.duplicates)
+        # Repeated keys side by side, then key order: the same rows whoever asks.
+        shown = shown.order_by(*dict.fromkeys([*check.duplicates, *self.table.primary_key]))
         return RuleFailure(
             check.name,
             check.description,
-            int(failing.count().execute()),
+            int(failing.count().execute()) if count is None else count,
             _examples(shown, max_examples),
         )
 
-    def _null_failure(self, data: ir.Table, column: str, max_examples: int) -> RuleFailure:
+    def _null_failure(
+        self, data: ir.Table, column: str, max_examples: int, count: int | None = None
+    ) -> RuleFailure:
         failing = data.filter(data[column].isnull())
-        shown = failing.select(*self._key_columns((column,)))
+        shown = failing.select(*self._key_columns((column,))).order_by(*self.table.primary_key)
         return RuleFailure(
-            f"{self.table.name}_{column}_not_null",
+            self.not_null_rule(column),
             f"{column} is NOT NULL",
-            int(failing.count().execute()),
+            int(failing.count().execute()) if count is None else count,
             _examples(shown, max_examples),
         )
 

@@ -140,6 +140,11 @@ class Table:
         if problems:
             raise ValueError(f"table {self.name!r} is declared wrongly: " + "; ".join(problems))
 
+    def __hash__(self) -> int:
+        # By name alone: tables key the caches of statements built per table, and hashing
+        # every column, rule and key on each lookup cost more than the lookup saved.
+        return hash(self.name)
+
     def _problems(self, by_name: dict[str, Column]) -> Iterator[str]:
         if len(by_name) != len(self.columns):
             yield "a column name repeats"

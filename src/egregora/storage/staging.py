@@ -21,10 +21,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.formats.pyarrow import PyArrowType
@@ -155,17 +157,29 @@ def _cast_expr(column: Column, source: pa.DataType) -> tuple[exp.Expr, str | Non
         ):
             return exp.TryCast(this=value, to=target), None
         return exp.func("to_json", value), None
-    if _same_type(source, column):
+    if same_type(source, column):
         return value, None  # nothing to convert, nothing that can be lost
     return exp.TryCast(this=value, to=target), None
 
 
-def _same_type(source: pa.DataType, column: Column) -> bool:
+def same_type(source: pa.DataType, column: Column) -> bool:
+    """Whether values of Arrow type ``source`` already have ``column``'s type."""
+    return _same_type(source, column.dtype)
+
+
+@lru_cache(maxsize=512)
+def _same_type(source: pa.DataType, dtype: dt.DataType) -> bool:
     try:
         arrived = PyArrowType.to_ibis(source)
     except (TypeError, NotImplementedError):
         return False
-    return bool(arrived.copy(nullable=True) == column.dtype.copy(nullable=True))
+    return bool(arrived.copy(nullable=True) == dtype.copy(nullable=True))
+
+
+def casts_in_place(store: Storage) -> bool:
+    """Whether staging casts values in the store's own engine (one that scans Arrow where it
+    lies), rather than in the store's private DuckDB before sending them on."""
+    return bool(store.engine.scans_arrow)
 
 
 def stage(
@@ -180,11 +194,13 @@ def stage(
     its bulk load, from the same casts made in a private in-memory DuckDB, so every engine
     accepts and refuses exactly the same values.
     """
-    if store.engine.scans_arrow:
+    if casts_in_place(store):
         return stage_arrow(store.con, table, data, editable=editable)
-    with duckdb.connect(":memory:") as local:
-        cast, failures = stage_arrow(local, table, data)
+    local = store.scratch()
+    cast, failures = stage_arrow(local, table, data)
+    try:
         typed = local.table(cast.name).to_arrow_table()
+    finally:
         drop_arrow(local, cast)
     name = f"_egregora_stage_{next(_names)}"
     columns = [

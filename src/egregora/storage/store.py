@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
+import duckdb
 import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.backends import BaseBackend
@@ -23,9 +24,10 @@ from egregora.ddl.render import Dialect, table_ref
 from egregora.errors import DatabaseError, SchemaError, UnsupportedBackendError
 from egregora.migrations.engine import MigrateResult, migrate
 from egregora.storage.batch_sql import key_of
+from egregora.storage.checks import Mode
 from egregora.storage.documents import Documents
 from egregora.storage.staging import uploaded
-from egregora.storage.writing import Mode, declared_table, write_batch
+from egregora.storage.writing import declared_table, write_batch
 
 
 class Storage:
@@ -42,6 +44,7 @@ class Storage:
         self._checked: set[str] = set()
         self._tables: dict[str, ir.Table] = {}  # typed tables, checked once against the catalog
         self._rendered: dict[int, tuple[exp.Expr, str]] = {}  # by ``prepared``
+        self._scratch: duckdb.DuckDBPyConnection | None = None
         self.documents = Documents(self)
 
     # -- opening and closing ------------------------------------------------------------------
@@ -72,7 +75,19 @@ class Storage:
 
     def close(self) -> None:
         with self._lock:
+            if self._scratch is not None:
+                self._scratch.close()
+                self._scratch = None
             self.ibis.disconnect()
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        """A private in-memory DuckDB, opened on first use and closed with the store, where
+        batches are cast and values judged the way staging does, whatever the engine
+        (callers hold the lock)."""
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = duckdb.connect(":memory:")
+            return self._scratch
 
     def __enter__(self) -> Storage:
         return self
@@ -244,6 +259,11 @@ class Storage:
                 self.run("COMMIT")
             finally:
                 self._depth = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a ``transaction`` block of this store is open."""
+        return self._depth > 0
 
     def write(self, name: str, data: Any, *, mode: Mode = "append") -> int:
         """Validate ``data`` against ``name``'s contract and write it in one transaction.
