@@ -79,10 +79,10 @@ def _plan(con: Any, query: str, params: list[Any]) -> str:
 def test_the_claim_reads_its_partial_index_in_order(queue: Any) -> None:
     pick = statements.PICK.sql("postgres")  # the claim's pick, as PostgreSQL receives it
     now = queue.execute("SELECT now()").fetchone()[0]
-    plan = _plan(queue, pick, [now, now])
+    plan = _plan(queue, pick, [now, now, 1])
     assert "tasks_claim_idx" in plan, plan
     assert "Seq Scan" not in plan and "Sort" not in plan, plan
-    first = queue.execute(pick, [now, now]).fetchone()
+    first = queue.execute(pick, [now, now, 1]).fetchone()
     expected = queue.execute(
         "SELECT task_id FROM tasks WHERE status = 'pending' "
         "ORDER BY priority DESC, created_at, task_id LIMIT 1"

@@ -310,6 +310,39 @@ def test_claim_refuses_a_nameless_worker_or_an_empty_lease(queue: TaskStore) -> 
     assert _all(queue) == before
 
 
+def test_claim_many_takes_the_next_tasks_in_claim_order_each_under_its_lease(
+    queue: TaskStore, clock: FakeClock
+) -> None:
+    for n, priority in enumerate([0, 5, 5, 9, 0]):
+        queue.enqueue(NewTask("t", {"n": n}, priority=priority))
+        clock.advance(SECOND)
+    expected = [t.task_id for t in queue.list()]
+    taken = queue.claim_many("worker-1", 3, lease=MINUTE)
+    assert [t.task_id for t in taken] == expected[:3]
+    assert [t.payload["n"] for t in taken] == [3, 1, 2]
+    for task in taken:
+        assert (task.status, task.attempts, task.lease_owner) == ("running", 1, "worker-1")
+        assert task.lease_expires_at == clock() + MINUTE
+        assert queue.require(task.task_id) == task
+    rest = queue.claim_many("worker-2", 10)  # fewer left than asked for
+    assert [t.task_id for t in rest] == expected[3:]
+    assert queue.claim_many("worker-3", 10) == []
+    for task in [*taken, *rest]:
+        queue.complete(task)
+    assert queue.counts()["succeeded"] == 5
+
+
+def test_claim_many_refuses_a_count_that_is_not_a_whole_number_of_tasks(
+    queue: TaskStore,
+) -> None:
+    queue.enqueue(NewTask("write"))
+    before = _all(queue)
+    for n in (0, -1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="claim_many"):
+            queue.claim_many("worker-1", n)  # type: ignore[arg-type]
+    assert _all(queue) == before
+
+
 # ---------------------------------------------------------------------------------------------
 # Completing, failing and extending under a lease.
 # ---------------------------------------------------------------------------------------------
@@ -662,6 +695,7 @@ def test_get_require_list_and_counts(queue: TaskStore) -> None:
 # Acceptance: real threads.
 # ---------------------------------------------------------------------------------------------
 def test_four_workers_drain_ten_thousand_tasks_exactly_once(store: Storage) -> None:
+    """Two take one task at a time, two several at once; none is taken twice."""
     queue = TaskStore(store)  # the real clock
     enqueued = queue.enqueue_many(NewTask("work", {"n": n}) for n in range(10_000))
     assert enqueued.skipped == 0 and len(set(enqueued.task_ids)) == 10_000
@@ -670,13 +704,20 @@ def test_four_workers_drain_ten_thousand_tasks_exactly_once(store: Storage) -> N
     first_claims = threading.Barrier(4)  # every worker holds a task before any goes on
 
     def work(worker: int) -> None:
+        # Workers 0 and 1 take one task at a time, 2 and 3 several (claim_many).
+        take = 1 if worker < 2 else 3 + worker
+
+        def claim() -> list[Task]:
+            return queue.claim_many(f"worker-{worker}", take)
+
         try:
-            task = queue.claim(f"worker-{worker}")
+            tasks = claim()
             first_claims.wait(timeout=60)
-            while task is not None:
-                done[worker].append(task.task_id)
-                queue.complete(task)
-                task = queue.claim(f"worker-{worker}")
+            while tasks:
+                for task in tasks:
+                    done[worker].append(task.task_id)
+                    queue.complete(task)
+                tasks = claim()
         except BaseException as exc:  # reported below: a thread's error is otherwise lost
             errors.append(exc)
 

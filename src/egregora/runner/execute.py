@@ -80,12 +80,7 @@ class Executor:
     def run(self) -> Executed:
         done = Executed()
         while True:
-            claimed: list[Task] = []
-            while len(claimed) < self.batch:
-                task = self.queue.claim(self.worker, TASK_TYPES, self.lease)
-                if task is None:
-                    break
-                claimed.append(task)
+            claimed = self.queue.claim_many(self.worker, self.batch, TASK_TYPES, self.lease)
             if claimed:
                 self._do(claimed, done)
                 continue

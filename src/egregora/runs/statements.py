@@ -39,6 +39,11 @@ CANCEL = _build(
 # heartbeat_at, run_id
 HEARTBEAT = _build("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'")
 
+# (none): the running runs, for ``mark_stale`` to judge
+RUNNING = _build(
+    "SELECT run_id, host, pid, started_at, heartbeat_at FROM runs WHERE status = 'running'"
+)
+
 # run_id
 GET = (
     exp.select(*[exp.column(c, quoted=True) for c in COLUMNS])

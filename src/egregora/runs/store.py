@@ -16,7 +16,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,7 +105,8 @@ class RunStore:
 
     def heartbeat(self, run_id: str) -> None:
         """Say the run is still at work (long runs on another host call this now and then)."""
-        self._end(run_id, sql.HEARTBEAT, [self.clock()], "given a heartbeat")
+        if not self.store.update(sql.HEARTBEAT, [self.clock(), run_id]):
+            raise self._ended(run_id, "given a heartbeat")
 
     def finish(
         self,
@@ -118,7 +119,8 @@ class RunStore:
         """Mark the run succeeded with the rows it read and wrote; ``attrs`` are added to the
         run's attributes (a key given again replaces the one recorded at start)."""
         now = self.clock()
-        with self.store.transaction():
+        # Attributes are read, merged and written back: one transaction around the two.
+        with self.store.transaction() if attrs else nullcontext():
             merged = None
             if attrs:
                 merged = canonical_json({**self.require(run_id).attrs, **dict(attrs)})
@@ -154,11 +156,15 @@ class RunStore:
         self.finish(counts.run_id, counts.rows_in, counts.rows_out, attrs=counts.attrs)
 
     def _end(self, run_id: str, statement: str, params: list[Any], what: str) -> Run:
-        with self.store.transaction():
-            if self.store.update(statement, [*params, run_id]):
-                return self.require(run_id)
+        # One UPDATE of a running run, atomic by itself; an ended run changes no more, so
+        # reading it back needs no transaction around the two.
+        if self.store.update(statement, [*params, run_id]):
+            return self.require(run_id)
+        raise self._ended(run_id, what)
+
+    def _ended(self, run_id: str, what: str) -> EgregoraError:
         run = self.require(run_id)
-        raise EgregoraError(
+        return EgregoraError(
             f"run {run_id} cannot be {what}: it is {run.status} already"
             + (f" ({run.error})" if run.error else "")
         )
@@ -168,12 +174,8 @@ class RunStore:
         """Fail every `running` run whose process is gone; return their ids."""
         if self.store.read_only:
             return []
-        runs = self.store.table("runs")
-        running = self.store.to_pyarrow(
-            runs.filter(runs.status == "running").select(
-                "run_id", "host", "pid", "started_at", "heartbeat_at"
-            )
-        ).to_pylist()
+        fields = ("run_id", "host", "pid", "started_at", "heartbeat_at")
+        running = [dict(zip(fields, row, strict=True)) for row in self.store.query(sql.RUNNING)]
         now = self.clock()
         gone = []
         for run in running:

@@ -18,6 +18,7 @@ import itertools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -70,8 +71,9 @@ class TaskStore:
         batch = list(tasks)
         if not all(isinstance(t, NewTask) for t in batch):
             raise ConfigurationError("enqueue_many takes NewTask objects")
-        with self.store.transaction():  # the keys checked are the keys written beside
-            keys = sorted({t.dedupe_key for t in batch if t.dedupe_key is not None})
+        keys = sorted({t.dedupe_key for t in batch if t.dedupe_key is not None})
+        # The keys checked are the keys written beside: one transaction, when there are any.
+        with self.store.transaction() if keys else nullcontext():
             taken = {r[0] for r in self.store.query(sql.ACTIVE_KEYS, [keys])} if keys else set()
             kept: list[NewTask] = []
             for task in batch:
@@ -97,10 +99,25 @@ class TaskStore:
 
         A running task whose lease lapsed is taken over. None when nothing can run now.
         """
+        taken = self.claim_many(worker_id, 1, task_types, lease)
+        return taken[0] if taken else None
+
+    def claim_many(
+        self,
+        worker_id: str,
+        n: int,
+        task_types: Sequence[str] | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[Task]:
+        """Take up to ``n`` next tasks at once, in the order ``claim`` would take them one by
+        one, each held for ``lease`` (a worker that runs several tasks side by side). Empty
+        when nothing can run now."""
         if not worker_id:
             raise ConfigurationError("claim needs a worker_id naming the worker")
         if lease <= timedelta(0):
             raise ConfigurationError(f"lease must be positive, not {lease}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"claim_many takes a whole number of tasks >= 1, not {n!r}")
         now = self.clock()
         params: list[object] = [worker_id, now + lease, now, now, now]
         skipping = self.store.engine.skips_locked_rows
@@ -108,16 +125,18 @@ class TaskStore:
         if task_types is not None:
             statement = sql.CLAIM_TYPES_SKIPPING if skipping else sql.CLAIM_TYPES
             params.append(list(task_types))
-        rows = self.store.change(statement, params)
+        rows = self.store.change(statement, [*params, n])
         if rows:
-            return Task.from_row(rows[0])
+            # RETURNING keeps no order: put the tasks back in the order they were picked in.
+            tasks = [Task.from_row(row) for row in rows]
+            return sorted(tasks, key=lambda t: (-t.priority, t.created_at, t.task_id))
         self.release_lapsed()  # tasks out of attempts whose lease lapsed end as failed
-        return None
+        return []
 
     def complete(self, task: Task) -> Task:
         """Mark the claimed ``task`` succeeded."""
         now = self.clock()
-        self._held(task, sql.COMPLETE, [now])
+        self._hold(task, sql.COMPLETE, [now])
         return replace(
             task, status="succeeded", lease_owner=None, lease_expires_at=None, updated_at=now
         )
@@ -136,16 +155,28 @@ class TaskStore:
         if lease <= timedelta(0):
             raise ConfigurationError(f"lease must be positive, not {lease}")
         now = self.clock()
-        return Task.from_row(self._held(task, sql.EXTEND, [now + lease, now]))
+        self._hold(task, sql.EXTEND, [now + lease, now])
+        return replace(task, lease_expires_at=now + lease, updated_at=now)
 
     def _held(self, task: Task, statement: str, params: list[object]) -> tuple[object, ...]:
+        """Run ``statement`` on the task while this lease holds it; the changed row."""
         rows = self.store.change(
             statement, [*params, task.task_id, task.lease_owner, task.attempts]
         )
         if rows:
             return rows[0]
+        raise self._lost(task)
+
+    def _hold(self, task: Task, statement: str, params: list[object]) -> None:
+        """``_held`` for a statement without RETURNING (the caller knows the new row)."""
+        if not self.store.update(
+            statement, [*params, task.task_id, task.lease_owner, task.attempts]
+        ):
+            raise self._lost(task)
+
+    def _lost(self, task: Task) -> LeaseLostError:
         current = self.get(task.task_id)
-        raise LeaseLostError(
+        return LeaseLostError(
             f"task {task.task_id} (attempt {task.attempts}) is no longer held by "
             f"{task.lease_owner}: it is now {_state(current)}; drop this attempt's result"
         )
