@@ -24,6 +24,7 @@ from benchmarks.runner import RunnerRun
 from benchmarks.services import CacheEvict, CacheHit, TasksClaim, TasksEnqueueMany
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
+from benchmarks.writes import ClaimComplete, EnqueueOne, RunStart, WriteOneRow
 from egregora.contracts.contract import contract_for
 from egregora.ddl.render import catalog_statements, ident, sql_type, table_ref
 from egregora.schema.catalog import CATALOG
@@ -212,6 +213,10 @@ CASES: dict[str, Callable[[pa.Table, Databases], Benchmark]] = {
     TasksClaim.name: TasksClaim,
     CacheHit.name: CacheHit,
     CacheEvict.name: CacheEvict,
+    WriteOneRow.name: WriteOneRow,
+    RunStart.name: RunStart,
+    EnqueueOne.name: EnqueueOne,
+    ClaimComplete.name: ClaimComplete,
     EtlIngest.name: EtlIngest,
     RunnerRun.name: RunnerRun,
 }

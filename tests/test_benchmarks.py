@@ -27,8 +27,8 @@ from egregora.backends import DatabaseURL
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900  # a budget for a stuck run, not a speed limit
 TAIL = 6_000  # characters of the run's stderr shown when it fails
-# The storage, services, git and runner cases: with --db postgresql://... they run on the
-# server; the others run on DuckDB whatever --db names (their duckdb_only says why).
+# The storage, services, one-row, git and runner cases: with --db postgresql://... they run on
+# the server; the others run on DuckDB whatever --db names (their duckdb_only says why).
 POSTGRES_CASES = (
     "write_messages_validated",
     "documents_posts_by_author",
@@ -41,6 +41,10 @@ POSTGRES_CASES = (
     "tasks_claim",
     "cache_hit",
     "cache_evict",
+    "write_one_row",
+    "run_start",
+    "enqueue_one",
+    "claim_complete",
     "runner_run",
 )
 POSTGRES_REPEATS = 2  # both orders (case first, then baseline first), in about two minutes
