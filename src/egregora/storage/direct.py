@@ -63,9 +63,9 @@ def judge(store: Storage, table: Table, data: pa.Table, *, stored: bool = True) 
         return None
     if (stored or not casts_in_place(store)) and not _json_reads(store, table, rows):
         return None
-    if stored and not _stored_keys_free_and_parents_found(store, table, rows):
+    if _self_reference_in_batch(store, table, rows):
         return None
-    if not stored and _self_reference_in_batch(store, table, rows):
+    if stored and not _stored_keys_free_and_parents_found(store, table, rows):
         return None
     key = [table.column_names.index(c) for c in table.primary_key]
     rows.sort(key=lambda row: tuple(row[i] for i in key))
@@ -173,7 +173,8 @@ def _self_reference_in_batch(store: Storage, table: Table, rows: list[Row]) -> b
 # -- what is stored --------------------------------------------------------------------------------
 def _stored_keys_free_and_parents_found(store: Storage, table: Table, rows: list[Row]) -> bool:
     """One statement: no stored row holds a key of the batch, and every reference names a
-    stored parent (or, where the engine takes both in one INSERT, a row of the batch)."""
+    stored parent or a row of the batch (``judge`` has sent the latter the staged way where
+    the engine needs parents inserted first)."""
     keys = [(key.columns, _key_values(table, key.columns, rows)) for key in table.keys]
     wanted: list[tuple[str, str, list[Any]]] = []
     for fk in table.foreign_keys:
@@ -181,8 +182,6 @@ def _stored_keys_free_and_parents_found(store: Storage, table: Table, rows: list
         values = sorted({row[at] for row in rows if row[at] is not None})
         if fk.references == table.name:
             in_batch = {row[table.column_names.index(fk.ref_column)] for row in rows}
-            if in_batch & set(values) and not store.engine.same_table_references_in_one_insert:
-                return False  # parents first, in generations: the staged way does that
             values = [v for v in values if v not in in_batch]
         if values:
             wanted.append((fk.references, fk.ref_column, values))

@@ -1,5 +1,5 @@
 """The validated batch write: to Arrow, judged by the table's contract (plus the keys already
-stored), then inserted or upserted in one transaction.
+stored), then inserted or upserted in one statement or one transaction.
 
 A small append of typed rows is judged as it lies and inserted with bound values (``direct``);
 any other batch is staged with the catalog's types and judged in one statement (``checks``).
