@@ -280,6 +280,11 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "metadata": '{"w": 1200}',
             },
         ],
+        "media_parts": [
+            {"digest": "0f" * 32, "part": 0, "content": b"the first part of a file"},
+            {"digest": "0f" * 32, "part": 1, "content": b"its last part"},
+            {"digest": "e3" * 32, "part": 0, "content": b""},  # an empty file is one part
+        ],
         "pseudonym_keys": [
             {
                 "key_id": "0123456789abcdef",

@@ -2,10 +2,10 @@
 
 Nothing here names a table or a column: values come from each column's Ibis dtype (nullability
 included) and ``one_of``; rows are built to satisfy the table's rules by kind (``OneOf``, ``Bound``,
-``Ordered``, ``RequiredWhen``, ``NullExactlyWhen``, ``ExactlyOne``), its keys and its foreign
-keys. A table or rule added to the catalog is generated for without touching this module; a rule
-of a kind this module does not understand raises ``NotImplementedError`` naming it, so it can
-never silently yield invalid data.
+``Ordered``, ``RequiredWhen``, ``NullExactlyWhen``, ``ExactlyOne``, ``Matches``), its keys and its
+foreign keys. A table or rule added to the catalog is generated for without touching this module;
+a rule of a kind this module does not understand raises ``NotImplementedError`` naming it, so it
+can never silently yield invalid data.
 
 Generation is constraint-aware rather than filtered: the columns rules branch on are drawn first,
 the nullness every rule implies is worked out from them, the remaining columns are drawn to suit,
@@ -38,6 +38,7 @@ from egregora.schema.model import Catalog, Column, Table
 from egregora.schema.rules import (
     Bound,
     ExactlyOne,
+    Matches,
     NullExactlyWhen,
     OneOf,
     Ordered,
@@ -57,6 +58,7 @@ SUPPORTED_RULES: tuple[type[Rule], ...] = (
     RequiredWhen,
     NullExactlyWhen,
     ExactlyOne,
+    Matches,
 )
 
 MAX_ROWS = 6
@@ -400,6 +402,11 @@ class _Plan:
         finite = self.candidates(name)
         if finite is not None:
             return st.sampled_from(finite) if finite else st.nothing()
+        patterns = [r for r in self.table.rules if isinstance(r, Matches) and r.column == name]
+        if patterns:
+            return st.from_regex(patterns[0].pattern, fullmatch=True).filter(
+                lambda v: all(r.holds({name: v}) for r in patterns)
+            )
         return value_for(self.table.column(name), self.bounds.get(name, ()))
 
     def _condition_values(self, name: str) -> st.SearchStrategy[Any]:

@@ -33,9 +33,14 @@ ALLOWED: dict[str, set[str]] = {
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
     "tasks": {"schema", "storage", "errors", "clock"},  # a service on storage
-    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms"},  # on the services
+    "media": {"schema", "storage", "backends", "errors"},  # a service on storage
+    # on the services
+    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms", "media"},
     # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
-    "runner": {"storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"},
+    "runner": {
+        *("storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"),
+        "media",
+    },
     "cli": {
         *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
         *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms"),
@@ -136,8 +141,8 @@ _DELETING_OS = {"remove", "rename", "replace", "truncate", "unlink", "rmdir"}
 _MAY_DELETE = {
     ("backends/duckdb.py", "_create_duckdb_file"),
     ("backends/duckdb.py", "_remove_abandoned_drafts"),
-    ("etl/ingest.py", "_store_files"),  # a media file's draft, and what a failed call made
-    ("etl/ingest.py", "_undo_created_files"),  # media files of an ingest whose rows failed
+    ("media/folder.py", "store_files"),  # a media file's draft, and what a failed call made
+    ("media/folder.py", "undo"),  # media files of an ingest whose rows failed
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
     # a page egregora wrote and nobody edited (its manifest and its bytes say), no longer made
     ("runner/site.py", "_remove_no_longer_made"),

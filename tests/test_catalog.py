@@ -22,6 +22,8 @@ ARCHITECTURE_TABLES = {
     "schema_migrations",
     # The secret key of the database's pseudonyms, which the architecture asks for per database.
     "pseudonym_keys",
+    # Media bytes, which the architecture asks to be reachable through a PostgreSQL database's URL.
+    "media_parts",
 }
 
 

@@ -32,6 +32,7 @@ from egregora.etl import (
     ingest_export,
 )
 from egregora.etl.parse import DateOrder
+from egregora.media import MediaFiles
 from egregora.pseudonyms import thread_slug
 from egregora.runs import RunStore
 from egregora.storage import Storage
@@ -88,6 +89,13 @@ def _count(store: Storage, table: str) -> int:
 
 
 def _media_files(db: Place) -> set[Path]:
+    """What holds the media of ``db``: its media folder's files, or, where the engine keeps
+    media in the database, its parts (as digest/part), with no file beside it."""
+    if db.url.backend.keeps_media_in_database:
+        assert not db.files.exists()
+        with Storage.open(str(db), read_only=True) as store:
+            parts = store.to_pyarrow(store.table("media_parts").select("digest", "part"))
+        return {Path(r["digest"], str(r["part"])) for r in parts.to_pylist()}
     folder = db.files / "media"
     return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
 
@@ -97,6 +105,7 @@ def _assert_nothing_written(db: Place) -> None:
         assert _count(store, "messages") == 0
         assert _count(store, "documents") == 0
         assert _count(store, "runs") == 0
+        assert _count(store, "media_parts") == 0
     assert not (db.files / "media").exists()
 
 
@@ -866,6 +875,8 @@ def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Pl
         rows = _rows(store)
         documents = _rows(store, "documents", "created_at")
         label = pseudonyms(store).thread("whatsapp", "family")
+        read = {d["filename"]: MediaFiles.of(store).read(d) for d in documents}
+        in_database = store.engine.keeps_media_in_database
     assert (result.thread_id, result.media_files, result.media_files_new) == ("family", 3, 3)
     assert [_seen(r) for r in rows] == [
         _normal(e) for e in EXPECTED["attachments_android_en.txt"][2]
@@ -888,12 +899,15 @@ def test_a_zip_export_stores_messages_and_media_documents(tmp_path: Path, db: Pl
         assert doc["source_checksum"] == digest
         assert doc["created_at"] == rows[sent[name]]["ts"]
         assert doc["created_by_run"] == rows[0]["created_by_run"] is not None
+        where = {"stored": "database"} if in_database else {"path": stored_at}
         assert json.loads(doc["extensions"]) == {
-            "path": stored_at,
+            **where,
             "size_bytes": len(content),
             "thread": label,  # documents name a thread by its keyed label, not its name
         }
-        assert (db.files / stored_at).read_bytes() == content
+        assert read[name] == content
+        if not in_database:
+            assert (db.files / stored_at).read_bytes() == content
     assert len(_media_files(db)) == 3  # no drafts left, no AppleDouble file
 
 
@@ -959,7 +973,8 @@ def test_the_same_bytes_under_two_names_are_one_file(tmp_path: Path, db: Place) 
         documents = _rows(store, "documents", "id")
     assert len(documents) == 2
     assert len({d["source_checksum"] for d in documents}) == 1
-    assert len(_media_files(db)) == 2  # .jpg and .pdf: one digest, two extensions
+    # A folder holds .jpg and .pdf (one digest, two extensions); a database, one digest's part.
+    assert len(_media_files(db)) == (1 if db.url.backend.keeps_media_in_database else 2)
 
 
 # -- the command line -----------------------------------------------------------------------------

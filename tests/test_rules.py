@@ -27,6 +27,7 @@ from egregora.schema.rules import (
     Bound,
     Comparison,
     ExactlyOne,
+    Matches,
     NullExactlyWhen,
     OneOf,
     Ordered,
@@ -245,6 +246,21 @@ def check_cases(table: Table, rule: Rule) -> Iterator[Case]:
             "all", setting(always, values), f"rows setting each of {', '.join(rule.choices)}"
         )
         yield case("none", setting(always, dict.fromkeys(rule.choices)), "any row")
+    elif isinstance(rule, Matches):
+        # A character outside the pattern, a trailing newline (which Python's ``$`` would
+        # excuse and SQL's does not), and the value in upper case.
+        value = str(sample_value(table, rule.column))
+        for suffix, bad in (
+            ("char", value + "!"),
+            ("newline", value + "\n"),
+            ("upper", value.upper()),
+        ):
+            if not rule.holds({rule.column: bad}):
+                yield case(
+                    suffix,
+                    setting(is_set(rule.column), {rule.column: bad}),
+                    f"a row with {rule.column} set",
+                )
     else:
         yield Case(
             f"{table.name}-{rule.name}",

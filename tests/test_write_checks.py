@@ -30,6 +30,7 @@ from egregora.schema.model import Column, ForeignKey, Table, Unique
 from egregora.schema.rules import (
     Bound,
     ExactlyOne,
+    Matches,
     NullExactlyWhen,
     OneOf,
     Ordered,
@@ -160,6 +161,8 @@ def break_rows(table: Table, rows: list[dict[str, Any]], target: Target, at: int
             rows.append(other)
     elif isinstance(what, ForeignKey):
         row[what.column] = "no-such-parent"
+    elif isinstance(what, Matches):
+        row[what.column] = f"{row[what.column] or 'set'}\n"  # SQL's $ takes no final newline
     else:  # pragma: no cover - a new kind of declaration must be taught here
         raise NotImplementedError(f"cannot break {target}")
 

@@ -82,6 +82,8 @@ class Backend(ABC):
     skips_locked_rows: Capability
     # ASOF JOIN: each probe meets the latest row at or before it, in one pass.
     asof_join: Capability
+    # Media files' bytes are kept in the database (``media_parts``), not in a folder beside it.
+    keeps_media_in_database: Capability
 
     @abstractmethod
     def open_executor(

@@ -277,6 +277,11 @@ class DuckDB(Backend):
     asof_join = Capability(
         True, "100,000 probes over 1,000,000 changes in about 0.3 s (benchmarks, git_resolve_many)"
     )
+    keeps_media_in_database = Capability(
+        False,
+        "one machine writes the file; large videos stay files beside it, where they are read "
+        "and copied without growing the database",
+    )
 
     def connect(
         self, url: DatabaseURL, *, read_only: bool, create: bool, timeout: float

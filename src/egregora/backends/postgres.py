@@ -194,6 +194,12 @@ class Postgres(Backend):
         "PostgreSQL has no ASOF JOIN (Ibis refuses it there): probes and changes are sorted "
         "into one stream per path and the latest change carried forward",
     )
+    keeps_media_in_database = Capability(
+        True,
+        "several machines share the database and no folder, so a site is written on any of "
+        "them from the database alone; files are cut into parts (media_parts) so that no "
+        "value nears bytea's 1 GB limit or is fetched in one piece",
+    )
 
     def defer_unique_checks(self, con: Any) -> None:
         # Only the unique keys declared DEFERRABLE (ddl.render.DEFERRABLE_KEYS) are deferred;

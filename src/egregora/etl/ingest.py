@@ -7,11 +7,13 @@ adds only what is new. New messages take the positions (``seq``) after the threa
 Authors are stored with a keyed pseudonym (see ``egregora.pseudonyms``): the database's secret
 key, the thread and the name. Local times become TIMESTAMPTZ in ``tz``.
 
-Media files in a zip become `documents` of doc_type media, their bytes kept beside the database
-in ``media/<sha256[:2]>/<sha256>.<ext>`` (content-addressed: the same file is stored once, and
-a user can back it up, browse it, or serve it with the site as it is). Nothing is written
-until every check has passed; rows land in one transaction, and files written for a batch that
-then fails are removed again.
+Media files in a zip become `documents` of doc_type media, their bytes kept where the
+database's engine keeps media (``egregora.media``): in the database itself (PostgreSQL, which
+several machines share), or beside the database file in ``media/<sha256[:2]>/<sha256>.<ext>``
+(DuckDB; content-addressed: the same file is stored once, and a user can back it up, browse
+it, or serve it with the site as it is). Nothing is written until every check has passed; rows
+and media parts land in one transaction, and files written for a batch that then fails are
+removed again. Ingesting an export again restores the bytes of its media that went missing.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ import hashlib
 import json
 import mimetypes
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
@@ -37,13 +38,13 @@ from egregora.etl.archive import Export, MediaFile, open_export
 from egregora.etl.formats import media_type
 from egregora.etl.parse import DateOrder, Entries, parse_export
 from egregora.etl.reread import Rereadings, find_rereadings
+from egregora.media import MediaBytes, MediaFiles
 from egregora.pseudonyms import Pseudonyms, thread_slug
 from egregora.runs import RunStore
 from egregora.storage import keys
 from egregora.storage.store import Storage
 
 SOURCE = "whatsapp"
-MEDIA_FOLDER = "media"
 Progress = Callable[[str], None]
 
 
@@ -104,7 +105,7 @@ def ingest_export(
     entries = parse_export(export.text, name=str(path), date_order=date_order)
     chat_name = thread or export.chat_name
     thread_id = thread_slug(chat_name)
-    folder = media_folder(store, media_dir) if export.media else None
+    media = MediaFiles.of(store, media_dir, writing=True) if export.media else None
     now = datetime.now(UTC)
     say("checking what is stored")
     ids = event_ids(thread_id, entries)
@@ -122,7 +123,7 @@ def ingest_export(
     reread = find_rereadings(store, SOURCE, thread_id, entries, ids, fresh, instants, stored_ids)
     say("reading media")
     label = names.thread(SOURCE, thread_id)
-    media_rows, files = _media(store, export, entries, thread_id, label, zone_name, now)
+    media_rows, files = _media(store, media, export, entries, thread_id, label, zone_name, now)
     say("writing")
     run_id = None
     if runs is not None:
@@ -132,9 +133,11 @@ def ingest_export(
     rows = _message_rows(entries, ids, fresh, thread_id, instants, seqs, now, run_id, names)
     for row in media_rows:
         row["created_by_run"] = run_id
-    written = _store_files(folder, files) if folder is not None else []
     try:
-        with store.transaction():
+        # The media's bytes (parts in the database, or files in a folder) and the rows that
+        # name them land together or not at all.
+        staged = media.stage(files) if media is not None else contextlib.nullcontext()
+        with staged, store.transaction():
             if len(reread):
                 replaced = reread.replaced
                 store.delete("messages", lambda t: t.event_id.isin(replaced))
@@ -143,7 +146,6 @@ def ingest_export(
             if media_rows:
                 store.write("documents", media_rows)
     except BaseException as exc:
-        _undo_created_files(written)
         if runs is not None and run_id is not None:
             runs.fail(run_id, exc)
         raise
@@ -355,29 +357,20 @@ def _repeated_instant(at: datetime, count: int) -> pa.Array:
     return pa.repeat(pa.scalar(at, utc).cast(pa.int64()), count).cast(utc)
 
 
-@dataclass(frozen=True)
-class _File:
-    digest: str
-    suffix: str
-    content: bytes
-
-    @property
-    def relative(self) -> str:
-        return f"{self.digest[:2]}/{self.digest}{self.suffix}"
-
-
 def _media(
     store: Storage,
+    media: MediaFiles | None,
     export: Export,
     entries: Entries,
     thread_id: str,
     label: str,
     zone_name: str,
     now: datetime,
-) -> tuple[list[dict[str, object]], list[_File]]:
-    """Document rows for media files not stored yet, and the files to keep; a document names
-    its thread by ``label`` (the thread's id is the chat's name, often a person's)."""
-    if not export.media:
+) -> tuple[list[dict[str, object]], list[MediaBytes]]:
+    """Document rows for media files not stored yet, and the files to keep (theirs, and those
+    of stored documents whose bytes went missing); a document names its thread by ``label``
+    (the thread's id is the chat's name, often a person's)."""
+    if media is None or not export.media:
         return [], []
     attached = pc.is_valid(entries.media_filenames)
     sent = pa.table(
@@ -389,37 +382,37 @@ def _media(
     sent_at: dict[str, datetime] = {}
     for name, at in zip(sent["name"].to_pylist(), sent["at"].to_pylist(), strict=True):
         sent_at.setdefault(name, at)
-    candidates = [(media, _media_id(thread_id, media)) for media in export.media]
+    candidates = [(item, _media_id(thread_id, item)) for item in export.media]
     documents = store.table("documents")
     wanted = [doc_id for _, doc_id in candidates]
-    stored = store.to_pyarrow(documents.filter(documents.id.isin(wanted)).select("id"))
-    have = set(stored["id"].to_pylist())
+    found = documents.filter(documents.id.isin(wanted))
+    stored = store.to_pyarrow(found.select("id", "source_checksum", "extensions")).to_pylist()
+    have = {row["id"]: row for row in stored}
+    lost = media.missing(stored) if stored else set()
     rows: list[dict[str, object]] = []
-    files: list[_File] = []
-    for media, doc_id in candidates:
+    files: list[MediaBytes] = []
+    for item, doc_id in candidates:
+        name = item.name
         if doc_id in have:
+            if doc_id in lost:  # stored before, its bytes gone since: put them back
+                file = MediaBytes.of(item.read(), name)
+                if file.digest == have[doc_id]["source_checksum"]:
+                    files.append(file)
             continue
-        content = media.read()
-        digest = hashlib.sha256(content).hexdigest()
-        suffix = PurePosixPath(media.name).suffix.lower()
-        file = _File(digest, suffix, content)
+        file = MediaBytes.of(item.read(), name)
         files.append(file)
         rows.append(
             {
                 "id": doc_id,
                 "doc_type": "media",
-                "created_at": sent_at.get(media.name, now),
-                "title": media.name,
-                "filename": media.name,
-                "mime_type": mimetypes.guess_type(media.name)[0] or "application/octet-stream",
-                "media_type": media_type(media.name),
-                "source_checksum": digest,
+                "created_at": sent_at.get(name, now),
+                "title": name,
+                "filename": name,
+                "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                "media_type": media_type(name),
+                "source_checksum": file.digest,
                 "extensions": json.dumps(
-                    {
-                        "thread": label,
-                        "size_bytes": len(content),
-                        "path": f"{MEDIA_FOLDER}/{file.relative}",
-                    },
+                    {"thread": label, "size_bytes": len(file.content), **media.extensions(file)},
                     sort_keys=True,
                 ),
             }
@@ -431,52 +424,3 @@ def _media_id(thread_id: str, media: MediaFile) -> str:
     """A media document's id: the thread and the file's name (messages refer to it by name)."""
     key = f"{SOURCE}\x1f{thread_id}\x1f{media.name}"
     return "media-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-
-
-def media_folder(store: Storage, media_dir: Path | None) -> Path:
-    """Where media bytes go: ``media_dir``, else ``media/`` in the database's files folder
-    (beside a DuckDB file; ``.egregora/`` under the current folder for a server's database)."""
-    if media_dir is not None:
-        return media_dir
-    folder = store.url.files_folder
-    if folder is None:
-        raise ConfigurationError(
-            "this database has no folder to keep media files beside it; pass media_dir"
-        )
-    return folder / MEDIA_FOLDER
-
-
-def _store_files(folder: Path, files: list[_File]) -> list[Path]:
-    """Write each file not there yet; return the ones this call created.
-
-    A file is written under a draft name and linked into place, which is atomic and never
-    replaces a file that is there (the same name holds the same bytes).
-    """
-    created: list[Path] = []
-    try:
-        for file in files:
-            target = folder / file.relative
-            if target.exists():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, draft = tempfile.mkstemp(dir=target.parent, prefix=".draft-")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    out.write(file.content)
-                try:
-                    os.link(draft, target)
-                except FileExistsError:
-                    continue  # written meanwhile by another ingest: same bytes
-                created.append(target)
-            finally:
-                Path(draft).unlink(missing_ok=True)
-    except BaseException:
-        _undo_created_files(created)
-        raise
-    return created
-
-
-def _undo_created_files(created: list[Path]) -> None:
-    """Remove media files this very ingest created, when its rows could not be written."""
-    for path in created:
-        path.unlink(missing_ok=True)

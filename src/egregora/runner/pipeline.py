@@ -19,8 +19,8 @@ from typing import Any
 
 from egregora.assets import AssetCache
 from egregora.etl import ingest_export
-from egregora.etl.ingest import media_folder
 from egregora.etl.parse import DateOrder
+from egregora.media import MediaFiles
 from egregora.runner.cards import card, ensure_cards
 from egregora.runner.execute import PROFILE, TASK_TYPES, WINDOW, Executor
 from egregora.runner.markup import one_line
@@ -172,7 +172,7 @@ def run_pipeline(
                         options.site,
                         site_name,
                         card_of,
-                        media_folder(store, options.media_dir).parent,
+                        MediaFiles.of(store, options.media_dir).read,
                         source.shown,
                     )
                     counts.rows_in, counts.rows_out = result.files, result.written

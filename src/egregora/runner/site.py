@@ -39,6 +39,7 @@ MANIFEST = ".egregora-site.json"
 SECTIONS = {"post": "posts", "journal": "journal", "profile": "profiles", "media": "media"}
 IMAGES = {"image"}
 Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
+Media = Callable[[Mapping[str, Any]], bytes]  # a media document's row -> the file's bytes
 Shown = Callable[[str], str]  # a file's name as the export gave it -> as pages may show it
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
@@ -66,13 +67,13 @@ def write_site(
     folder: Path,
     site_name: str,
     card: Card,
-    media_root: Path,
+    media: Media,
     shown: Shown,
 ) -> SiteResult:
     """Write the site of the thread labelled ``label`` into ``folder``; ``card`` gives a
-    document's card,
-    ``media_root`` is the folder media documents' paths are relative to, and ``shown`` gives
-    a media file's name as pages show it (without any member's name or number)."""
+    document's card, ``media`` a media document's bytes (from wherever the database keeps
+    them: ``MediaFiles.read``), and ``shown`` gives a media file's name as pages show it
+    (without any member's name or number)."""
     docs = {kind: _read(store, label, kind) for kind in ("post", "journal", "profile", "media")}
     for row in docs["media"]:
         row["shown"] = shown(row["filename"] or "")
@@ -88,7 +89,7 @@ def write_site(
     for row in docs["profile"]:
         files[f"docs/profiles/{row['subject_uuid']}.md"] = _profile_page(row)
     for row in docs["media"]:
-        files[f"docs/media/{row['published']}"] = _media_bytes(row, media_root)
+        files[f"docs/media/{row['published']}"] = media(row)
     files.update(_indexes(site_name, docs))
     return _commit(folder, files)
 
@@ -119,6 +120,7 @@ COLUMNS = (
     "window_start",
     "window_end",
     "window_signature",
+    "source_checksum",  # a media file's SHA-256, by which its bytes are found and checked
     "extensions",
 )
 
@@ -252,17 +254,6 @@ def _profile_page(row: Mapping[str, Any]) -> bytes:
     )
     page = f"{head}# {chat_markdown(row['title'])}\n\n{row['content'].rstrip()}\n"
     return page.encode()
-
-
-def _media_bytes(row: Mapping[str, Any], root: Path) -> bytes:
-    relative: str | None = row["extensions"].get("path")
-    path = root / relative if relative else None
-    if path is None or not path.is_file():
-        raise SiteError(
-            f"the file of media document {row['id']} ({row['filename']}) is missing from "
-            f"{root}; restore that folder from a backup, or ingest into a new database"
-        )
-    return path.read_bytes()
 
 
 def _indexes(site_name: str, docs: Mapping[str, list[dict[str, Any]]]) -> dict[str, bytes]:

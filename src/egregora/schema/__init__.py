@@ -5,6 +5,7 @@ from egregora.schema.model import TIMESTAMPTZ, Catalog, Column, ForeignKey, Inde
 from egregora.schema.rules import (
     Bound,
     ExactlyOne,
+    Matches,
     NullExactlyWhen,
     OneOf,
     Ordered,
@@ -21,6 +22,7 @@ __all__ = [
     "ExactlyOne",
     "ForeignKey",
     "Index",
+    "Matches",
     "NullExactlyWhen",
     "OneOf",
     "Ordered",

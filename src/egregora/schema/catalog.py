@@ -6,6 +6,7 @@ from egregora.schema.tables.content import ANNOTATIONS, DOCUMENTS, MESSAGES
 from egregora.schema.tables.git import GIT_COMMITS, GIT_LOOKUP_CACHE, GIT_REFS, GIT_REPOS
 from egregora.schema.tables.keys import PSEUDONYM_KEYS
 from egregora.schema.tables.ledger import SCHEMA_MIGRATIONS
+from egregora.schema.tables.media import MEDIA_PARTS
 from egregora.schema.tables.runs import RUNS, TASKS
 
 CATALOG = Catalog(
@@ -15,6 +16,7 @@ CATALOG = Catalog(
         DOCUMENTS,
         MESSAGES,
         ANNOTATIONS,
+        MEDIA_PARTS,
         TASKS,
         GIT_REPOS,
         GIT_COMMITS,

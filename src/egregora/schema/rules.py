@@ -9,6 +9,7 @@ Values become sqlglot literals, so no value is ever formatted into SQL text.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -282,3 +283,41 @@ class ExactlyOne(Rule):
 
     def holds(self, row: dict[str, Any]) -> bool:
         return sum(row.get(c) is not None for c in self.choices) == 1
+
+
+@dataclass(frozen=True)
+class Matches(Rule):
+    """``column`` matches ``pattern`` whole, such as a digest's 64 hexadecimal digits.
+
+    ``pattern`` keeps to what PostgreSQL's, DuckDB's (RE2) and Python's regular expressions
+    read alike: literals, bracketed classes and ``{n}`` counts; no ``^`` or ``$`` (the rule
+    anchors it) and no backslash, so the CHECK and the contract judge a value alike everywhere.
+    """
+
+    column: str
+    pattern: str
+
+    def __post_init__(self) -> None:
+        if "\\" in self.pattern or any(a in self.pattern for a in "^$"):
+            raise ValueError(f"rule {self.name}: write the pattern without ^, $ or backslashes")
+        re.compile(self.pattern)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    @property
+    def anchored(self) -> str:
+        return f"^({self.pattern})$"
+
+    def sql(self) -> exp.Expr:
+        return exp.RegexpLike(this=_col(self.column), expression=exp.convert(self.anchored))
+
+    def predicate(self, table: ir.Table) -> ir.BooleanValue:
+        result: ir.BooleanValue = table[self.column].re_search(self.anchored)
+        return result
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        # fullmatch: Python's ``$`` also matches before a final newline, SQL's does not.
+        value = row.get(self.column)
+        return value is None or re.fullmatch(self.pattern, str(value)) is not None

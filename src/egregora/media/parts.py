@@ -1,0 +1,92 @@
+"""Media files in the database: ``media_parts``, each file cut into parts keyed by its digest.
+
+Parts are written through the store's validated write (an upsert, so two workers storing the
+same file at once both succeed) a few at a time, so memory stays bounded by a few parts beside
+the file itself; a file's parts are read back a few at a time, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+
+from egregora.media import statements as sql
+from egregora.media.model import MediaBytes, part_count
+from egregora.schema.tables.media import MEDIA_PARTS
+from egregora.storage.store import Storage
+
+WRITE_PARTS = 16  # parts per validated write (64 MiB): few writes, bounded memory
+READ_PARTS = 8  # parts per fetch when a file is read back
+
+
+def stored_parts(store: Storage, digests: Iterable[str]) -> dict[str, dict[int, int]]:
+    """digest -> {part: its length} of the parts stored for ``digests`` (no bytes fetched)."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return {}
+    found: dict[str, dict[int, int]] = {}
+    for digest, part, length in store.query(sql.STORED, [wanted]):
+        found.setdefault(str(digest), {})[int(part)] = int(length)
+    return found
+
+
+def is_whole(stored: dict[int, int], size: int) -> bool:
+    """Whether ``stored`` (part -> length) is every part of a file of ``size`` bytes."""
+    count = part_count(size)
+    return len(stored) == count and sum(stored.values()) == size and max(stored) == count - 1
+
+
+def write_parts(store: Storage, files: Sequence[MediaBytes]) -> int:
+    """Store every part of ``files`` not stored whole yet, in the caller's transaction (or one
+    of its own); return how many parts were written. A file already whole writes nothing."""
+    seen: set[str] = set()
+    batch: list[tuple[str, int, bytes]] = []
+    written = 0
+    with store.transaction():
+        stored = stored_parts(store, (f.digest for f in files))
+        for file in files:
+            if file.digest in seen:
+                continue
+            seen.add(file.digest)
+            have = stored.get(file.digest, {})
+            for part, chunk in file.parts():
+                if have.get(part) == len(chunk):
+                    continue
+                batch.append((file.digest, part, chunk))
+                if len(batch) == WRITE_PARTS:
+                    written += _write(store, batch)
+                    batch = []
+        if batch:
+            written += _write(store, batch)
+    return written
+
+
+def _write(store: Storage, batch: list[tuple[str, int, bytes]]) -> int:
+    digests, parts, contents = zip(*batch, strict=True)
+    rows = pa.table(
+        {
+            "digest": pa.array(digests, pa.string()),
+            "part": pa.array(parts, pa.int32()),
+            "content": pa.array(contents, pa.binary()),
+        }
+    )
+    store.write(MEDIA_PARTS.name, rows, mode="upsert")
+    return len(batch)
+
+
+def read_parts(store: Storage, digest: str, count: int) -> tuple[bytes, list[int]]:
+    """The bytes of parts 0 to ``count - 1`` of ``digest`` in order, and the parts missing
+    (the bytes are whole only when none is)."""
+    content = bytearray()
+    missing: list[int] = []
+    for first in range(0, count, READ_PARTS):
+        last = min(first + READ_PARTS, count)
+        rows = store.query(sql.PARTS, [digest, first, last])
+        found = {int(part): bytes(data) for part, data in rows}
+        for part in range(first, last):
+            if part not in found:
+                missing.append(part)
+            elif not missing:
+                content += found[part]
+    return bytes(content), missing
