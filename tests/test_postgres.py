@@ -207,6 +207,24 @@ def test_a_held_migration_lock_is_reported_then_waited_for(
     assert result.to_id == shipped_migrations()[-1].id
 
 
+def test_a_database_at_head_needs_no_migration_lock(
+    postgres_url: str, pg_schema: tuple[Any, str]
+) -> None:
+    """Workers starting at once each check the schema; at head there is nothing to migrate,
+    so a lock held elsewhere (another starting worker) must not refuse them."""
+    _, schema = pg_schema
+    url = DatabaseURL.parse(_schema_url(postgres_url, schema))
+    migrate_database(url)
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [PG_LOCK_CLASS, schema])
+        try:
+            result = migrate_database(url)
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [PG_LOCK_CLASS, schema])
+    assert result.applied == ()
+    assert result.to_id == shipped_migrations()[-1].id
+
+
 def test_a_migration_in_another_schema_does_not_hold_this_one_up(
     postgres_url: str, pg_schema: tuple[Any, str]
 ) -> None:

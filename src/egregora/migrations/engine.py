@@ -151,6 +151,20 @@ def migrate(
 ) -> MigrateResult:
     """Apply every pending migration up to ``target`` (default: the last one)."""
     chain = shipped_migrations() if migrations is None else migrations
+    if not dry_run:
+        # At head already (every worker and command start finds that): nothing to take the
+        # lock for, so processes starting at once do not refuse one another.
+        applied = read_ledger(executor)
+        if applied:
+            _refuse_bad_history(applied, chain, allow_edited)
+            if not _pending(applied, chain, target):
+                return MigrateResult(
+                    from_id=applied[-1].id,
+                    to_id=applied[-1].id,
+                    applied=(),
+                    statements=(),
+                    dry_run=False,
+                )
     with migration_lock(executor, wait):
         applied = read_ledger(executor)
         _refuse_bad_history(applied, chain, allow_edited)
