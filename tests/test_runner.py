@@ -309,8 +309,9 @@ def test_a_second_demo_run_makes_nothing_new(demo_copy: Demo) -> None:
     assert summary["cards_rendered"] == 0
     assert set(summary) == {
         *("run_id", "messages", "new_messages", "documents", "new_documents"),
-        *("cards_rendered", "site"),
+        *("cards_rendered", "site", "tasks_waiting", "workers"),
     }
+    assert summary["tasks_waiting"] == 0
     assert summary["messages"] == 432 and summary["site"] == str(site)
     after = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     assert after == before

@@ -132,7 +132,11 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_run(
         runs = RunStore(store).list(stage="run")
         assert [r.status for r in runs] == ["succeeded", "failed"]  # newest first
         assert runs[1].error is not None and runs[1].error.startswith("stale")
-        counts = TaskStore(store).counts()
+        queue = TaskStore(store)
+        counts = queue.counts()
+        errors = [t.last_error or "" for t in queue.list(status="succeeded", limit=None)]
     assert counts["running"] == counts["pending"] == 0
-    if point in ("writer", "execute"):
-        assert counts["superseded"] > 0  # the dead run's unfinished tasks were given up
+    if point == "writer":
+        # The tasks the dead run held went back to the queue at once (its process is gone),
+        # not after their leases lapsed, and were done by the next run.
+        assert any("ended without finishing it" in e for e in errors), errors

@@ -801,7 +801,9 @@ def test_cli_list_prints_tasks_in_claim_order_and_counts(
     code, out, err = _cli("list", "--db", str(db_path), "--json")
     assert (code, err) == (0, "")
     answer = json.loads(out)
-    assert set(answer) == {"tasks", "counts"}
+    assert set(answer) == {"tasks", "counts", "workers"}
+    running = next(t for t in _stored(db_path) if t.status == "running")
+    assert answer["workers"] == {running.lease_owner: [filled_db["running"]]}
     assert answer["counts"] == dict.fromkeys(STATUSES, 1) | {"superseded": 0}
     tasks = answer["tasks"]
     assert [t["task_id"] for t in tasks] == list(filled_db.values())

@@ -75,6 +75,16 @@ class DatabaseURL:
             return DEFAULT_PATH.parent
         return None
 
+    def environment(self) -> dict[str, str]:
+        """The environment that names this database to another egregora process (in the
+        environment, not its arguments, so a password never shows in the process list)."""
+        if self.is_memory:
+            raise ConfigurationError(
+                "an in-memory database cannot be shared with another process; use a file"
+            )
+        location = self.dsn if self.dsn is not None else str(self.path)
+        return {ENV_VAR: location}
+
     @property
     def is_memory(self) -> bool:
         return self.path is None and self.dsn is None

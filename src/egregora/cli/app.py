@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from egregora import __version__
-from egregora.cli import cache, db, git, runs, tasks
+from egregora.cli import cache, db, git, runs, site, tasks
 from egregora.cli.ingest import ingest
 from egregora.cli.output import quiet_library_warnings
 from egregora.cli.run import demo, run
+from egregora.cli.work import work
 
 app = typer.Typer(
     name="egregora",
@@ -21,9 +22,11 @@ app.add_typer(git.app, name="git")
 app.add_typer(cache.app, name="cache")
 app.add_typer(runs.app, name="runs")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(site.app, name="site")
 app.command("ingest")(ingest)
 app.command("run")(run)
 app.command("demo")(demo)
+app.command("work")(work)
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from egregora.cli.output import (
     err_console,
     reported_errors,
 )
+from egregora.cli.work import LEASE_SECONDS, LeaseOption
 from egregora.runner import RunOptions, RunSummary, WindowSpec, load_writer, run_pipeline
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.runner.documents import plural
@@ -120,6 +122,13 @@ def report(summary: RunSummary, db: str) -> None:
         f"{summary.cards_rendered} cards drawn",
     )
     say(f"database: {db}")
+    say(f"workers: {summary.workers}")
+    if summary.tasks_waiting:
+        say(
+            f"{plural(summary.tasks_waiting, 'task')} wait in the queue: start `egregora work "
+            f"--until-empty` (with PostgreSQL, on any machines that reach the database), then "
+            f"`egregora site build --site DIR`"
+        )
     if summary.site is not None:
         written = plural(summary.site_files_written, "file")
         say(
@@ -147,6 +156,17 @@ def run(
         str | None,
         typer.Option("--writer", help="extractive (default), or package.module:Writer."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Workers for the tasks: on PostgreSQL N processes; on DuckDB N writer threads "
+            "in this process (one process writes a DuckDB file). 0: ingest and plan only; the "
+            "tasks wait for `egregora work`.",
+        ),
+    ] = 1,
+    lease: LeaseOption = LEASE_SECONDS,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -163,6 +183,8 @@ def run(
             site=site,
             site_name=site_name,
             writer=load_writer(writer),
+            workers=workers,
+            lease=timedelta(seconds=lease),
         )
         summary, where = open_and_run(db, export, options, as_json)
     if as_json:

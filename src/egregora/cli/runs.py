@@ -9,6 +9,8 @@ from rich.table import Table
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing, when
+from egregora.cli.tasks import held, print_workers
+from egregora.runner.execute import run_of_worker
 from egregora.runs import Run, RunStore
 from egregora.tasks import TaskStore
 
@@ -63,10 +65,21 @@ def show(
         runs.mark_stale()
         run = runs.require(run_id)
         children = runs.list(parent=run_id, limit=None)
-        tasks = TaskStore(store).counts(run_id)
+        queue = TaskStore(store)
+        tasks = queue.counts(run_id)
+        holding = {
+            owner: held_tasks
+            for owner, held_tasks in held(queue.active()).items()
+            if run_of_worker(owner) == run_id or any(t.run_id == run_id for t in held_tasks)
+        }
     if as_json:
         emit_json(
-            {"run": run.as_json(), "children": [c.as_json() for c in children], "tasks": tasks}
+            {
+                "run": run.as_json(),
+                "children": [c.as_json() for c in children],
+                "tasks": tasks,
+                "workers": {owner: [t.task_id for t in ts] for owner, ts in holding.items()},
+            }
         )
         return
     _print_run(run)
@@ -75,6 +88,7 @@ def show(
     if any(tasks.values()):
         summary = ", ".join(f"{n} {status}" for status, n in tasks.items() if n)
         console.print(f"tasks: {summary}", markup=False)
+    print_workers(holding)
 
 
 def _print_run(run: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Table
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing, when
-from egregora.tasks import FINISHED, TaskStore
+from egregora.tasks import FINISHED, Task, TaskStore
 
 app = typer.Typer(help="The task queue: work the pipeline has queued, running and done.")
 
@@ -35,8 +36,15 @@ def list_tasks(
         queue.release_lapsed()
         found = queue.list(status=status, task_type=task_type, limit=limit)
         counts = queue.counts()
+        holding = held(queue.active())
     if as_json:
-        emit_json({"tasks": [t.as_json() for t in found], "counts": counts})
+        emit_json(
+            {
+                "tasks": [t.as_json() for t in found],
+                "counts": counts,
+                "workers": {owner: [t.task_id for t in ts] for owner, ts in holding.items()},
+            }
+        )
         return
     table = Table("type", "status", "priority", "attempts", "lease", "last error")
     table.add_column("task_id", no_wrap=True, overflow="fold")  # whole: `tasks retry` takes it
@@ -55,6 +63,36 @@ def list_tasks(
         )
     console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()), markup=False)
+    print_workers(holding)
+
+
+def held(tasks: Iterable[Task]) -> dict[str, list[Task]]:
+    """The running tasks by the worker holding them."""
+    found: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.status == "running" and task.lease_owner:
+            found.setdefault(task.lease_owner, []).append(task)
+    return found
+
+
+def print_workers(holding: dict[str, list[Task]]) -> None:
+    """What each worker is doing now: the tasks it holds and until when."""
+    for owner, tasks in sorted(holding.items()):
+        doing = ", ".join(f"{t.task_type} {describe(t)}" for t in tasks[:5])
+        more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
+        until = max(t.lease_expires_at for t in tasks if t.lease_expires_at is not None)
+        console.print(
+            f"worker {owner}: {doing}{more} (lease until {when(until)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def describe(task: Task) -> str:
+    """A task in a few words: the window's label or the author's pseudonym."""
+    payload = task.payload
+    return str(payload.get("label") or payload.get("author_uuid") or task.task_id)
 
 
 @app.command()

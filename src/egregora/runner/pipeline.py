@@ -1,39 +1,42 @@
 """``egregora run``: from an export to documents, cards and a site, resumable and idempotent.
 
 Stages, each recorded in `runs` under the run's own record: ingest (the ETL), plan (windows
-and authors not yet written become tasks), execute (the tasks: journals, posts, profiles),
-cards (a social card per post and journal, through the asset cache) and site (with
-``site``). Everything the stages write is keyed by what it was made from, so running again
-over the same export writes nothing, and a run killed at any point is finished by the next.
+and authors not yet written become tasks in the queue), execute (workers do the tasks:
+journals, posts, profiles; see ``workers``), cards (a social card per post and journal,
+through the asset cache) and site (with ``site``; see ``publish``). With no workers the run
+stops after the plan: the tasks wait in the queue for ``egregora work`` on any machine.
+Everything the stages write is keyed by what it was made from, so running again over the same
+export writes nothing, and a run killed at any point is finished by the next.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from egregora.assets import AssetCache
 from egregora.etl import ingest_export
+from egregora.etl.ingest import IngestResult
 from egregora.etl.parse import DateOrder
-from egregora.media import MediaFiles
-from egregora.runner.cards import card, ensure_cards
-from egregora.runner.execute import PROFILE, TASK_TYPES, WINDOW, Executor
+from egregora.runner.execute import LEASE, PROFILE, TASK_TYPES, WINDOW, Executed, run_of_worker
 from egregora.runner.markup import one_line
 from egregora.runner.model import WindowSpec
 from egregora.runner.plan import Plan, make_plan
 from egregora.runner.progress import Reporter, Silent
-from egregora.runner.site import card_date, write_site
+from egregora.runner.publish import Published, media_reader, publish
 from egregora.runner.source import ThreadMessages
-from egregora.runner.windows import zone
+from egregora.runner.workers import (
+    children_done,
+    describe_workers,
+    execute,
+    worker_processes,
+)
 from egregora.runner.writer import ExtractiveWriter, Writer
 from egregora.runs import RunStore
 from egregora.storage.store import Storage
-from egregora.tasks import ACTIVE, Backoff, NewTask, TaskStore
+from egregora.tasks import Backoff, NewTask, TaskStore
 
 DOC_TYPES = ("post", "journal", "profile", "media")
 
@@ -49,7 +52,8 @@ class RunOptions:
     media_dir: Path | None = None  # default: media/ in the database's files folder
     writer: Writer = field(default_factory=ExtractiveWriter)
     batch: int = 64  # tasks per write: a validated write costs about 0.4 s whatever its size
-    lease: timedelta = timedelta(minutes=5)
+    lease: timedelta = LEASE  # short, and renewed while a task runs
+    workers: int = 1  # 0: plan only; see workers.describe_workers for what N means
     backoff: Backoff = field(default_factory=Backoff)
 
     def config(self) -> dict[str, Any]:
@@ -79,6 +83,8 @@ class RunSummary:
     windows_written: int
     profiles_written: int
     site_files_written: int
+    tasks_waiting: int = 0  # window and profile tasks left in the queue after the run
+    workers: str = ""  # what did the work, in words
 
     def summary(self) -> dict[str, Any]:
         """The JSON object `egregora run --json` prints."""
@@ -90,6 +96,8 @@ class RunSummary:
             "new_documents": self.new_documents,
             "cards_rendered": self.cards_rendered,
             "site": self.site,
+            "tasks_waiting": self.tasks_waiting,
+            "workers": self.workers,
         }
 
 
@@ -106,91 +114,38 @@ def run_pipeline(
     queue = TaskStore(store, backoff=options.backoff)
     run_id = runs.start("run", options.config(), inputs=[export])
     try:
-        say.stage("ingest")
-        ingested = ingest_export(
-            store,
-            export,
-            tz=options.tz,
-            thread=options.thread,
-            date_order=options.date_order,
-            media_dir=options.media_dir,
-            runs=runs,
-            parent_run=run_id,
-            progress=say.step,
-        )
-        thread_id = ingested.thread_id
-        tz = zone(ingested.timezone)
-
-        say.stage("plan")
-        source = ThreadMessages.read(store, thread_id)
-        site_name = one_line(options.site_name or "") or source.site_name(ingested.chat_name)
-        with runs.track("plan", {"window": str(options.window)}, parent=run_id) as counts:
-            plan = make_plan(store, thread_id, source.label, options.window, ingested.timezone)
-            queued = _enqueue(runs, queue, plan, run_id)
-            counts.rows_in, counts.rows_out = plan.messages, queued
-
-        say.stage("execute", _claimable(queue))
-        with runs.track("execute", parent=run_id) as counts:
-            executor = Executor(
-                store=store,
-                queue=queue,
-                source=source,
-                writer=options.writer,
-                tz=tz,
-                media=_media(store, source.label),
-                worker=f"{socket.gethostname()}:{os.getpid()}:{run_id[:8]}",
-                batch=options.batch,
-                lease=options.lease,
-                advance=say.advance,
+        done = Executed()
+        published = Published(0, None, 0, 0)
+        with worker_processes(store, options, run_id) as children:
+            ingested, source, site_name, plan = _ingest_and_plan(
+                store, export, options, runs, queue, run_id, say
             )
-            done = executor.run()
-            counts.rows_in, counts.rows_out = done.tasks, done.documents
-
-        pages = _pages(store, source.label)
-        say.stage("cards", len(pages))
-        rendered = 0
-        written_files = 0
-        with AssetCache(store) as cache:
-
-            def card_of(title: str, when: str) -> bytes:
-                nonlocal rendered
-                content, drawn = card(cache, title, when, site_name)
-                rendered += drawn
-                return content
-
-            with runs.track("cards", parent=run_id) as counts:
-                wanted = [(row["title"], card_date(row["date"])) for row in pages]
-                rendered = ensure_cards(cache, wanted, site_name, say.advance)
-                counts.rows_in, counts.rows_out = len(pages), rendered
-
-            if options.site is not None:
-                say.stage("site")
-                with runs.track("site", {"site": str(options.site)}, parent=run_id) as counts:
-                    result = write_site(
-                        store,
-                        source.label,
-                        options.site,
-                        site_name,
-                        card_of,
-                        MediaFiles.of(store, options.media_dir).read,
-                        source.shown,
-                    )
-                    counts.rows_in, counts.rows_out = result.files, result.written
-                    written_files = result.written
-
+            if options.workers > 0:
+                say.stage("execute", len(queue.active(TASK_TYPES)))
+                with runs.track("execute", {"workers": options.workers}, parent=run_id) as counts:
+                    done = execute(store, queue, runs, run_id, options, say, children)
+                    counts.rows_in, counts.rows_out = done.tasks, done.documents
+                media = media_reader(store, options.media_dir)
+                published = publish(
+                    store, source, site_name, options.site, media, runs, run_id, say
+                )
+            children.wait()
+        done.add(children_done(runs, run_id).counts())
         summary = RunSummary(
             run_id=run_id,
-            thread_id=thread_id,
+            thread_id=ingested.thread_id,
             messages=ingested.messages,
             new_messages=ingested.new,
             documents=_document_counts(store, source.label),
             new_documents=ingested.media_files_new + done.documents,
-            cards_rendered=rendered,
-            site=str(options.site) if options.site is not None else None,
+            cards_rendered=published.cards_rendered,
+            site=str(published.site) if published.site is not None else None,
             windows=len(plan.windows),
             windows_written=done.windows,
             profiles_written=done.profiles,
-            site_files_written=written_files,
+            site_files_written=published.written,
+            tasks_waiting=len(queue.active(TASK_TYPES)),
+            workers=describe_workers(store, options.workers),
         )
     except BaseException as exc:
         runs.fail(run_id, exc)
@@ -199,32 +154,76 @@ def run_pipeline(
         run_id,
         rows_in=summary.messages,
         rows_out=summary.new_documents,
-        attrs={"summary": summary.summary(), "thread_id": thread_id},
+        attrs={"summary": summary.summary(), "thread_id": ingested.thread_id},
     )
     return summary
 
 
-def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str) -> int:
-    """Queue the plan's work. Tasks left by runs that died are superseded first: their
-    windows are planned again from what is stored now."""
-    abandoned = []
-    live: dict[str, bool] = {}  # run id -> still running (one lookup per run, not per task)
-    for status in ACTIVE:
-        for task in queue.list(status=status, limit=None):
-            if task.task_type not in TASK_TYPES:
-                continue
-            owner = task.run_id
-            if owner is not None and owner not in live:
-                run = runs.get(owner)
-                live[owner] = run is not None and run.status == "running"
-            if owner is None or not live[owner]:
-                abandoned.append(task.task_id)
-    if abandoned:
-        queue.supersede(abandoned)
+def _ingest_and_plan(
+    store: Storage,
+    export: Path,
+    options: RunOptions,
+    runs: RunStore,
+    queue: TaskStore,
+    run_id: str,
+    say: Reporter,
+) -> tuple[IngestResult, ThreadMessages, str, Plan]:
+    """The ingest and plan stages: the export's new messages stored, the work they call for
+    queued. The plan's record keeps what publishing the thread needs anywhere (its label,
+    site name and zone; see ``publish.planned_threads``)."""
+    say.stage("ingest")
+    ingested = ingest_export(
+        store,
+        export,
+        tz=options.tz,
+        thread=options.thread,
+        date_order=options.date_order,
+        media_dir=options.media_dir,
+        runs=runs,
+        parent_run=run_id,
+        progress=say.step,
+    )
+    thread_id = ingested.thread_id
+    say.stage("plan")
+    source = ThreadMessages.read(store, thread_id)
+    site_name = one_line(options.site_name or "") or source.site_name(ingested.chat_name)
+    recorded = {
+        "window": str(options.window),
+        "thread": thread_id,
+        "label": source.label,
+        "tz": ingested.timezone,
+        "site_name": site_name,
+    }
+    with runs.track("plan", recorded, parent=run_id) as counts:
+        plan = make_plan(store, thread_id, source.label, options.window, ingested.timezone)
+        queued = _enqueue(runs, queue, plan, run_id, ingested.timezone)
+        counts.rows_in, counts.rows_out = plan.messages, queued
+    return ingested, source, site_name, plan
+
+
+def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str, zone_name: str) -> int:
+    """Queue the plan's work, each task naming its thread and zone so that any worker can do
+    it from the database alone.
+
+    Tasks held by workers known to be gone (their run ended) go back to the queue first. A
+    waiting task of this thread that the plan no longer wants (its window changed, or its
+    documents are made) is superseded; one it still wants stays, and is not queued twice.
+    A task being worked on under a live lease is left to its worker.
+    """
+    runs.mark_stale()
+    active = queue.active(TASK_TYPES)
+    gone = []
+    for owner in {t.lease_owner for t in active if t.lease_owner}:
+        worker_run = run_of_worker(owner)
+        run = runs.get(worker_run) if worker_run else None
+        if run is not None and run.status != "running":
+            gone.append(owner)
+    if queue.release_held_by(gone):
+        active = queue.active(TASK_TYPES)
     tasks = [
         NewTask(
             WINDOW,
-            w.payload(),
+            {**w.payload(), "tz": zone_name},
             dedupe_key=f"{WINDOW}:{w.thread_id}:{w.label}:{w.signature}",
             run_id=run_id,
         )
@@ -232,32 +231,23 @@ def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str) -> int:
     ] + [
         NewTask(
             PROFILE,
-            a.payload(),
+            {**a.payload(), "tz": zone_name},
             dedupe_key=f"{PROFILE}:{a.thread_id}:{a.author_uuid}:{a.signature}",
             run_id=run_id,
         )
         for a in plan.authors_todo
     ]
+    wanted = {t.dedupe_key for t in tasks}
+    unwanted = [
+        t.task_id
+        for t in active
+        if t.payload.get("thread_id") == plan.thread_id
+        and t.dedupe_key not in wanted
+        and t.status == "pending"
+    ]
+    if unwanted:
+        queue.supersede(unwanted)
     return len(queue.enqueue_many(tasks).task_ids) if tasks else 0
-
-
-def _claimable(queue: TaskStore) -> int:
-    return sum(1 for t in queue.list(status="pending", limit=None) if t.task_type in TASK_TYPES)
-
-
-def _media(store: Storage, label: str) -> dict[str, dict[str, Any]]:
-    """The thread's media documents by file name, whole rows (to link them to windows)."""
-    rows = store.to_pyarrow(store.documents.of_thread(label, "media")).to_pylist()
-    return {row["filename"]: row for row in rows}
-
-
-def _pages(store: Storage, label: str) -> list[dict[str, Any]]:
-    """The posts and journals that get a card: their id, title and date."""
-    found: list[dict[str, Any]] = []
-    for doc_type in ("journal", "post"):
-        query = store.documents.of_thread(label, doc_type).select("id", "title", "date")
-        found += store.to_pyarrow(query.order_by("id")).to_pylist()
-    return found
 
 
 def _document_counts(store: Storage, label: str) -> dict[str, int]:

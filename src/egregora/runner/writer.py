@@ -171,6 +171,20 @@ def _highlights(spoken: Sequence[Message], frequency: Counter[str]) -> list[Mess
     return sorted(chosen, key=lambda m: m.seq)
 
 
+def writer_spec(writer: Writer) -> str:
+    """How ``load_writer`` finds ``writer`` again in another process: ``extractive``, or the
+    ``module:Class`` of its class (made there with no arguments)."""
+    if type(writer) is ExtractiveWriter:
+        return ExtractiveWriter.name
+    kind = type(writer)
+    if kind.__module__ == "__main__" or "<locals>" in kind.__qualname__:
+        raise ConfigurationError(
+            f"the writer {kind.__qualname__} is defined where other worker processes cannot "
+            "import it; put it in a module and pass --writer package.module:Name"
+        )
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
 def load_writer(spec: str | None) -> Writer:
     """The writer named ``module:attribute`` (a class, made with no arguments, or an
     object), or the extractive writer when ``spec`` is None or ``extractive``."""

@@ -30,7 +30,7 @@ from egregora.clock import Clock, utc_now
 from egregora.errors import ConfigurationError, LeaseLostError, NotFoundError
 from egregora.storage.store import Storage
 from egregora.tasks import statements as sql
-from egregora.tasks.model import COLUMNS, FINISHED, STATUSES, Backoff, NewTask, Task
+from egregora.tasks.model import ACTIVE, COLUMNS, FINISHED, STATUSES, Backoff, NewTask, Task
 
 DEFAULT_LEASE = timedelta(minutes=5)
 _counter = itertools.count()
@@ -158,6 +158,21 @@ class TaskStore:
         self._hold(task, sql.EXTEND, [now + lease, now])
         return replace(task, lease_expires_at=now + lease, updated_at=now)
 
+    def release(self, task: Task) -> Task:
+        """Give the claimed ``task`` back before working on it (a worker asked to stop): it is
+        pending again at once, and the attempt it was claimed for is not counted."""
+        now = self.clock()
+        self._hold(task, sql.RELEASE, [now, now])
+        return replace(
+            task,
+            status="pending",
+            attempts=task.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            available_at=now,
+            updated_at=now,
+        )
+
     def _held(self, task: Task, statement: str, params: list[object]) -> tuple[object, ...]:
         """Run ``statement`` on the task while this lease holds it; the changed row."""
         rows = self.store.change(
@@ -186,6 +201,15 @@ class TaskStore:
         """Return running tasks whose lease lapsed to pending (failed when out of attempts)."""
         now = self.clock()
         return len(self.store.change(sql.RELEASE_LAPSED, [now, now, now]))
+
+    def release_held_by(self, owners: Sequence[str]) -> int:
+        """Return the running tasks of workers known to be gone (their process ended) to
+        pending now, failed when out of attempts, instead of waiting for their leases to
+        lapse. Returns how many changed."""
+        if not owners:
+            return 0
+        now = self.clock()
+        return len(self.store.change(sql.RELEASE_OWNERS, [now, now, list(owners)]))
 
     def supersede(self, task_ids: Sequence[str] = (), *, dedupe_keys: Sequence[str] = ()) -> int:
         """Mark pending or running tasks superseded (their work is no longer wanted); a
@@ -263,6 +287,17 @@ class TaskStore:
                 f"no task {task_id!r} in {self.store.url}; see `egregora tasks list`"
             )
         return task
+
+    def active(self, task_types: Sequence[str] | None = None) -> list[Task]:
+        """The pending and running tasks (of ``task_types``), in claim order: what is left
+        to do, and who holds what."""
+        tasks = self.store.table("tasks")
+        tasks = tasks.filter(tasks.status.isin(list(ACTIVE)))
+        if task_types is not None:
+            tasks = tasks.filter(tasks.task_type.isin(list(task_types)))
+        tasks = tasks.order_by(ibis.desc("priority"), "created_at", "task_id")
+        rows = self.store.to_pyarrow(tasks.select(*COLUMNS)).to_pylist()
+        return [Task.from_row(tuple(r.values())) for r in rows]
 
     def list(
         self,

@@ -111,6 +111,26 @@ WHERE status = 'running' AND lease_expires_at <= ?
 """
 )
 
+# now, now, [lease owners]: the tasks of workers known to be gone go back to pending at once
+# (failed when no attempt is left), without waiting for their leases to lapse
+RELEASE_OWNERS = _build(
+    """
+UPDATE tasks SET
+    status = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    last_error = 'the worker ' || lease_owner || ' ended without finishing it',
+    lease_owner = NULL, lease_expires_at = NULL, available_at = ?, updated_at = ?
+WHERE status = 'running' AND lease_owner IN (SELECT UNNEST(CAST(? AS VARCHAR[])))
+"""
+)
+
+# now, now, task_id, owner, attempts: a claimed task given back before its attempt began
+# (a worker asked to stop), so the attempt is not counted
+RELEASE = _of_lease(
+    "UPDATE tasks SET status = 'pending', attempts = attempts - 1, lease_owner = NULL, "
+    "lease_expires_at = NULL, available_at = ?, updated_at = ?",
+    returning=(),
+)
+
 # now, [task ids], [dedupe keys]
 SUPERSEDE = _build(
     """
