@@ -24,6 +24,7 @@ from benchmarks.runner import RunnerRun
 from benchmarks.services import CacheEvict, CacheHit, TasksClaim, TasksEnqueueMany
 from benchmarks.sql_checks import ROWS, violation_labels, violation_sql
 from benchmarks.storage import DocumentsPostsByAuthor, WriteMessagesValidated
+from benchmarks.workers import RunWorkers
 from benchmarks.writes import ClaimComplete, EnqueueOne, RunStart, WriteOneRow
 from egregora.contracts.contract import contract_for
 from egregora.ddl.render import catalog_statements, ident, sql_type, table_ref
@@ -219,4 +220,5 @@ CASES: dict[str, Callable[[pa.Table, Databases], Benchmark]] = {
     ClaimComplete.name: ClaimComplete,
     EtlIngest.name: EtlIngest,
     RunnerRun.name: RunnerRun,
+    RunWorkers.name: RunWorkers,
 }
