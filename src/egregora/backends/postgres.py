@@ -9,6 +9,8 @@ privilege beyond TEMP (which every role has by default) and leaves nothing behin
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -24,8 +26,12 @@ if TYPE_CHECKING:
 from egregora.backends.url import DatabaseURL
 from egregora.ddl.introspect import LiveColumn, LiveConstraint, LiveIndex, LiveSchema, LiveTable
 from egregora.ddl.render import Dialect, catalog_statements
-from egregora.errors import DatabaseError, DatabaseLockedError
+from egregora.errors import ConfigurationError, DatabaseError, DatabaseLockedError
 from egregora.schema.model import Catalog
+
+# How long a connection may take before it is given up (seconds; see ``connect_timeout``).
+CONNECT_TIMEOUT = 10.0
+TIMEOUT_VAR = "EGREGORA_CONNECT_TIMEOUT"
 
 # The advisory lock egregora's migrations take: this class, and the schema's name hashed, so
 # that databases in two schemas of one server database migrate without waiting for each other.
@@ -33,15 +39,47 @@ LOCK_CLASS = 0x2A6B5E0E
 _LOCK_ARGS = "%s, hashtext(current_schema())"
 
 
+def connect_timeout(dsn: str) -> float:
+    """Seconds to wait for a server to answer a connection: the URL's own ``connect_timeout``,
+    else ``$EGREGORA_CONNECT_TIMEOUT``, else ``CONNECT_TIMEOUT``; 0 waits forever, as libpq's
+    own 0 does. Without a limit, a server that accepts the connection and never answers holds
+    every command forever."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = conninfo_to_dict(dsn).get("connect_timeout") or os.environ.get(TIMEOUT_VAR)
+    if given is None or str(given).strip() == "":
+        return CONNECT_TIMEOUT
+    try:
+        seconds = float(str(given))
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise ConfigurationError(
+            f"the connection timeout must be a number of seconds (0: no limit), not {given!r} (set "
+            f"connect_timeout in the URL or ${TIMEOUT_VAR})"
+        )
+    return seconds
+
+
 def connect_postgres(url: DatabaseURL, *, autocommit: bool = False) -> Any:
     """A psycopg connection to ``url``; without autocommit, BEGIN is implicit (migrations)."""
     import psycopg
 
+    dsn = url.dsn or ""
+    timeout = connect_timeout(dsn)
     try:
-        return psycopg.connect(url.dsn or "", autocommit=autocommit)
+        # psycopg waits at most connect_timeout for the whole handshake (whole seconds).
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=math.ceil(timeout))
     except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        if "timeout" in reason.lower():
+            raise DatabaseError(
+                f"cannot connect to {url}: no answer within {timeout:g} s ({reason}); check that "
+                "the server runs and answers on that host and port, or allow longer with "
+                f"connect_timeout in the URL or ${TIMEOUT_VAR}"
+            ) from exc
         raise DatabaseError(
-            f"cannot connect to {url}: {str(exc).strip().splitlines()[0]}; "
+            f"cannot connect to {url}: {reason}; "
             "check that the server runs and the URL names the right host, user and database"
         ) from exc
 
