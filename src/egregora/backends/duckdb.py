@@ -27,7 +27,12 @@ from egregora.backends.url import DatabaseURL
 from egregora.ddl.diff import Difference, diff_schemas, label_constraints
 from egregora.ddl.introspect import LiveColumn, LiveConstraint, LiveIndex, LiveSchema, LiveTable
 from egregora.ddl.render import Dialect, catalog_statements
-from egregora.errors import DatabaseError, DatabaseLockedError, DatabaseNotFoundError
+from egregora.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseLockedError,
+    DatabaseNotFoundError,
+)
 from egregora.schema.model import Catalog
 
 _LOCK_PID = re.compile(r"PID (\d+)")
@@ -95,16 +100,28 @@ def _create_duckdb_file(path: Path) -> None:
     database file"). So the database is made under a private name and linked into place, which
     is atomic and never replaces a file another process created first.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_drafts(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_drafts(path)
+    except OSError as exc:  # a file where a folder should be, no permission
+        raise _cannot_create(path, exc) from exc
     draft = path.with_name(f".{path.name}{_DRAFT}{os.getpid()}")
     try:
         duckdb.connect(str(draft)).close()
         with contextlib.suppress(FileExistsError):  # another process created it first
             os.link(draft, path)
+    except OSError as exc:  # no permission, a full disk
+        raise _cannot_create(path, exc) from exc
     finally:
         draft.unlink(missing_ok=True)
         draft.with_name(draft.name + ".wal").unlink(missing_ok=True)
+
+
+def _cannot_create(path: Path, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot create the database {path}: {exc.strerror or exc} "
+        f"({exc.filename or path.parent}); choose a --db path in a folder you can write"
+    )
 
 
 def _remove_abandoned_drafts(path: Path) -> None:
