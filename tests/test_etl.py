@@ -1271,6 +1271,21 @@ def test_a_damaged_zip_entry_is_an_export_file_error(
         _assert_nothing_written(db)
 
 
+def test_a_zip_cut_in_half_is_named_a_damaged_zip_not_text(tmp_path: Path, db: Place) -> None:
+    members = {CHAT: _fixture("attachments_android_en.txt"), "IMG-20240314-WA0001.jpg": JPEG * 20}
+    whole = _zip(tmp_path / "whole.zip", members, zipfile.ZIP_STORED).read_bytes()
+    path = tmp_path / "cut.zip"
+    path.write_bytes(whole[: len(whole) // 2])  # its list of files, at the end, is gone
+    try:
+        with Storage.open(str(db)) as store, pytest.raises(ExportFileError) as refused:
+            _ingest(store, path)
+        message = str(refused.value)
+        assert "damaged zip" in message and "again" in message, message
+        assert "UTF-8" not in message and "iconv" not in message, message
+    finally:
+        _assert_nothing_written(db)
+
+
 def test_a_file_of_only_direction_marks_is_an_empty_export(tmp_path: Path, db: Place) -> None:
     path = tmp_path / "marks.txt"
     path.write_bytes(f"{LRM}\n{RLM}\n".encode())

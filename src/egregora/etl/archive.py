@@ -91,6 +91,9 @@ class Export:
     media: tuple[MediaFile, ...]
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # how every zip's first entry begins
+
+
 def open_export(path: Path) -> Export:
     """Read ``path`` (a .zip or a .txt) and check it; raise naming the cause and the fix."""
     if not path.exists():
@@ -99,6 +102,14 @@ def open_export(path: Path) -> Export:
         raise ExportFileError(f"{path} is a folder; give the exported .zip or the chat's .txt")
     if zipfile.is_zipfile(path):
         return _open_zip(path)
+    with path.open("rb") as head:
+        if head.read(4) == ZIP_MAGIC:
+            # A zip whose end (its list of files) is missing: cut short by a transfer or a
+            # full disk. It is not text, whatever its bytes would decode to.
+            raise ExportFileError(
+                f"{path} is a damaged zip: it begins as one but its list of files is missing "
+                "(cut short while copying?); copy or export the chat again"
+            )
     return Export(path, decode(path.read_bytes(), str(path)), _chat_name(path.name), ())
 
 
