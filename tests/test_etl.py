@@ -1286,6 +1286,19 @@ def test_a_zip_cut_in_half_is_named_a_damaged_zip_not_text(tmp_path: Path, db: P
         _assert_nothing_written(db)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_its_mark_is_read_as_utf16(tmp_path: Path, db: Place, encoding: str) -> None:
+    text = _fixture("family_short.txt").decode()
+    plain, marked = tmp_path / "plain.txt", tmp_path / f"{encoding}.txt"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(text.encode(encoding))  # no byte-order mark
+    with Storage.open(str(db)) as store:
+        read = _ingest(store, marked, thread="family")
+        again = _ingest(store, plain, thread="family")  # the same messages, already stored
+    assert read.messages > 0 and read.new == read.messages
+    assert again.new == 0
+
+
 def test_a_file_of_only_direction_marks_is_an_empty_export(tmp_path: Path, db: Place) -> None:
     path = tmp_path / "marks.txt"
     path.write_bytes(f"{LRM}\n{RLM}\n".encode())

@@ -199,6 +199,15 @@ def decode(raw: bytes, name: str) -> bytes:
             return raw.decode("utf-16").encode()
         except UnicodeDecodeError as exc:
             raise ExportFileError(f"{name} starts as UTF-16 but is not: {exc.reason}") from exc
+    unmarked = _utf16_without_mark(raw)
+    if unmarked is not None:
+        try:
+            return raw.decode(unmarked).encode()
+        except UnicodeDecodeError as exc:
+            raise ExportFileError(
+                f"{name} looks like {unmarked.upper()} text without its byte-order mark, but "
+                f"is not ({exc.reason}); export the chat again"
+            ) from exc
     raw = raw.removeprefix(codecs.BOM_UTF8)
     if is_utf8(raw):
         return raw
@@ -210,6 +219,22 @@ def decode(raw: bytes, name: str) -> bytes:
             "export the chat again, or convert it first (iconv -f LATIN1 -t UTF-8)"
         ) from exc
     return raw
+
+
+def _utf16_without_mark(raw: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when the text's start is plainly UTF-16 without its mark:
+    a chat never holds a NUL byte, and UTF-16 puts one in every other byte of Latin text."""
+    sample = raw[:4096]
+    if len(sample) < 8 or len(sample) % 2:
+        sample = sample[: len(sample) - len(sample) % 2]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * len(even) and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
 
 
 def is_utf8(data: bytes) -> bool:
