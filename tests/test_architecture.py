@@ -33,13 +33,13 @@ ALLOWED: dict[str, set[str]] = {
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
     "tasks": {"schema", "storage", "errors", "clock"},  # a service on storage
-    "media": {"schema", "storage", "backends", "errors"},  # a service on storage
+    "media": {"schema", "storage", "backends", "errors", "drafts"},  # a service on storage
     # on the services
     "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms", "media"},
     # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
     "runner": {
         *("storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"),
-        "media",
+        *("media", "drafts"),
     },
     "cli": {
         *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
@@ -48,6 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
     "clock": set(),  # the current time services read, beside errors at the root
+    "drafts": set(),  # how a file is written under a private name, and its leftovers found
     "pseudonyms": {"errors"},  # how people and chats are named, from the root up
 }
 
@@ -141,8 +142,12 @@ _DELETING_OS = {"remove", "rename", "replace", "truncate", "unlink", "rmdir"}
 _MAY_DELETE = {
     ("backends/duckdb.py", "_create_duckdb_file"),
     ("backends/duckdb.py", "_remove_abandoned_drafts"),
+    ("drafts.py", "remove_abandoned_drafts"),  # drafts of writers that are gone
     ("media/folder.py", "store_files"),  # a media file's draft, and what a failed call made
-    ("media/folder.py", "undo"),  # media files of an ingest whose rows failed
+    ("media/folder.py", "undo"),  # media files of an ingest whose rows failed, its journal
+    ("media/folder.py", "done"),  # the journal of an ingest whose rows are committed
+    # what a dead ingest's journal lists and no document names, abandoned drafts and journals
+    ("media/folder.py", "sweep"),
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
     # a page egregora wrote and nobody edited (its manifest and its bytes say), no longer made
     ("runner/site.py", "_remove_no_longer_made"),

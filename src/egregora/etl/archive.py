@@ -2,7 +2,10 @@
 
 Everything is checked before anything is written: entry names (no absolute paths, no ``..``),
 the expanded size and compression ratio (zip bombs), the presence of the chat text, and its
-encoding. Media bytes are read lazily and counted as they are read, since a zip's sizes can lie.
+encoding. The zip's list of files is read once, and kept open with the export (``close``, or
+``with open_export(...)``): media bytes are read lazily through it, a chunk at a time, and
+counted as they are read, since a zip's sizes can lie. Reading a file costs its own bytes, never
+the archive's list again, so 100,000 small files cost 100 times 1,000.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import codecs
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import IO
 
 import pyarrow as pa
 
@@ -50,20 +56,44 @@ class ExportFileError(EgregoraError):
     exit_code = 2
 
 
+class _Zip:
+    """An archive's zip, opened (and its list of files read) once for every media file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+
+    def open(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip.open(info)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+
 @dataclass(frozen=True)
 class MediaFile:
-    """A media file inside the archive; ``read()`` checks its real size as it reads."""
+    """A media file inside the archive; ``chunks()`` reads it, checking its real size."""
 
     archive: Path
     name: str  # the file name as messages refer to it
     member: str  # the path inside the zip
     size: int
+    _info: zipfile.ZipInfo = field(repr=False, compare=False)
+    _zip: _Zip = field(repr=False, compare=False)
 
-    def read(self) -> bytes:
-        parts = []
+    @property
+    def where(self) -> str:
+        return f"{self.archive}:{self.member}"
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes, ``CHUNK`` at a time (a file is never held whole)."""
         total = 0
         try:
-            with zipfile.ZipFile(self.archive) as zf, zf.open(self.member) as stream:
+            with self._zip.open(self._info) as stream:
                 while chunk := stream.read(CHUNK):
                     total += len(chunk)
                     if total > self.size:
@@ -72,23 +102,43 @@ class MediaFile:
                             "bytes its header declares; the archive is corrupt or hostile, "
                             "nothing was written"
                         )
-                    parts.append(chunk)
+                    yield chunk
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise ExportFileError(
                 f"{self.archive}: {self.member} cannot be read ({exc}); the archive is damaged, "
                 "export the chat again; nothing was written"
             ) from exc
-        return b"".join(parts)
+
+    def read(self) -> bytes:
+        """The whole file in memory (small files and tests only; ingest streams ``chunks``)."""
+        return b"".join(self.chunks())
 
 
 @dataclass(frozen=True)
 class Export:
-    """The chat text, the chat's name as the export gives it, and the media files."""
+    """The chat text, the chat's name as the export gives it, and the media files (read
+    through the archive, open until ``close``)."""
 
     path: Path
     text: bytes  # UTF-8, checked
     chat_name: str
     media: tuple[MediaFile, ...]
+    _zip: _Zip | None = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> Export:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # how every zip's first entry begins
@@ -126,14 +176,22 @@ def _open_zip(path: Path) -> Export:
         raise ExportFileError(
             f"{path} is not a readable zip ({exc}); export the chat again"
         ) from exc
+    archive = _Zip(path)
     media = tuple(
-        MediaFile(path, PurePosixPath(i.filename).name, i.filename, i.file_size)
+        MediaFile(path, _media_name(i), i.filename, i.file_size, i, archive)
         for i in infos
-        if i is not chat and not PurePosixPath(i.filename).name.startswith(".")
+        if i is not chat and _media_name(i)
     )
     # iOS names the text _chat.txt: then the zip's own name names the chat.
     name = _named_export(chat.filename) or _chat_name(path.name)
-    return Export(path, decode(raw, f"{path}:{chat.filename}"), name, media)
+    return Export(path, decode(raw, f"{path}:{chat.filename}"), name, media, archive)
+
+
+def _media_name(info: zipfile.ZipInfo) -> str:
+    """The name messages refer to a media entry by; "" for an entry that is no media file
+    (hidden, like macOS's ``.DS_Store``, or nameless, like ``.`` or ``dir/``)."""
+    name = PurePosixPath(info.filename.replace("\\", "/")).name
+    return "" if not name or name.startswith(".") else name
 
 
 def _check_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:

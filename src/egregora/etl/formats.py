@@ -61,6 +61,10 @@ IOS_CLOSE = "] "
 ODD_CHARACTERS = f"[{MARKS}{NO_BREAK_SPACES}{IOS_NOTICE}]"
 
 MAX_NAME = 100  # "Name: text": a name has no colon or line break, and is not longer than this
+# The longest message (all its lines) an export may hold. WhatsApp cuts a message at 65,536
+# characters, at most 256 KiB of UTF-8; a longer one is a damaged or made-up file, refused
+# before it costs gigabytes of memory.
+MAX_MESSAGE_BYTES = 1 << 20
 
 # Attachments: "<attached: NAME>" (iOS, where a document may be preceded by its title and page
 # count, "Resume.pdf • 2 pages <attached: 00000047-Resume.pdf>", or its title alone) and

@@ -24,7 +24,7 @@ import hashlib
 import json
 import mimetypes
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,12 +100,44 @@ def ingest_export(
     zone_name = timezone_name(tz)
     names = keys.pseudonyms(store)
     say("reading the export")
-    export = open_export(path)
+    with open_export(path) as export:
+        return _ingest(
+            store,
+            path,
+            export,
+            zone_name=zone_name,
+            thread=thread,
+            date_order=date_order,
+            media_dir=media_dir,
+            runs=runs,
+            parent_run=parent_run,
+            say=say,
+            names=names,
+        )
+
+
+def _ingest(
+    store: Storage,
+    path: Path,
+    export: Export,
+    *,
+    zone_name: str,
+    thread: str | None,
+    date_order: DateOrder | None,
+    media_dir: Path | None,
+    runs: RunStore | None,
+    parent_run: str | None,
+    say: Progress,
+    names: Pseudonyms,
+) -> IngestResult:
     say("parsing messages")
     entries = parse_export(export.text, name=str(path), date_order=date_order)
+    _let_go()
     chat_name = thread or export.chat_name
     thread_id = thread_slug(chat_name)
     media = MediaFiles.of(store, media_dir, writing=True) if export.media else None
+    if media is not None:
+        media.sweep()  # what an ingest killed half-way left in the folder
     now = datetime.now(UTC)
     say("checking what is stored")
     ids = event_ids(thread_id, entries)
@@ -121,6 +153,7 @@ def ingest_export(
     fresh = pc.invert(pc.is_in(ids, value_set=stored_ids))
     instants = _aware(entries.local_times, zone_name)
     reread = find_rereadings(store, SOURCE, thread_id, entries, ids, fresh, instants, stored_ids)
+    _let_go()
     say("reading media")
     label = names.thread(SOURCE, thread_id)
     media_rows, files = _media(store, media, export, entries, thread_id, label, zone_name, now)
@@ -169,6 +202,12 @@ def ingest_export(
     )
 
 
+def _let_go() -> None:
+    """Give back to the system the memory a finished step's Arrow buffers held: Arrow's pool
+    keeps freed memory for later, which would add each step's peak to the next one's."""
+    pa.default_memory_pool().release_unused()
+
+
 def _count(values: pa.Array, value: str) -> int:
     return int(pc.sum(pc.equal(values, value)).as_py() or 0)
 
@@ -191,12 +230,16 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
         "0",
         _KEY_SEPARATOR,
     ).cast(pa.binary())
-    listed = keys.to_pylist()
-    digests = [digest.digest() for digest in map(_blake2b_128, listed)]
+    # Hashed a slice at a time: a million keys as Python bytes at once cost 150 MB.
+    digests: list[bytes] = []
+    for start in range(0, len(keys), _HASHED_TOGETHER):
+        listed = keys.slice(start, _HASHED_TOGETHER).to_pylist()
+        digests += [digest.digest() for digest in map(_blake2b_128, listed)]
     buffer = b"".join(digests)
     repeats = _repeats(buffer, len(digests))
     for row, nth in repeats:  # the second identical entry counts 1, and so on
-        digests[row] = _blake2b_128(listed[row][:-1] + str(nth).encode()).digest()
+        key = keys[row].as_py()
+        digests[row] = _blake2b_128(key[:-1] + str(nth).encode()).digest()
     if repeats:
         buffer = b"".join(digests)
     # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
@@ -206,6 +249,7 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
 
 
 _blake2b_128 = functools.partial(hashlib.blake2b, digest_size=16)
+_HASHED_TOGETHER = 1 << 16
 
 
 def _repeats(digests: bytes, count: int) -> list[tuple[int, int]]:
@@ -382,7 +426,7 @@ def _media(
     sent_at: dict[str, datetime] = {}
     for name, at in zip(sent["name"].to_pylist(), sent["at"].to_pylist(), strict=True):
         sent_at.setdefault(name, at)
-    candidates = [(item, _media_id(thread_id, item)) for item in export.media]
+    candidates = _media_ids(thread_id, export.media)
     documents = store.table("documents")
     wanted = [doc_id for _, doc_id in candidates]
     found = documents.filter(documents.id.isin(wanted))
@@ -395,11 +439,11 @@ def _media(
         name = item.name
         if doc_id in have:
             if doc_id in lost:  # stored before, its bytes gone since: put them back
-                file = MediaBytes.of(item.read(), name)
+                file = MediaBytes.streamed(item.chunks, item.where)
                 if file.digest == have[doc_id]["source_checksum"]:
                     files.append(file)
             continue
-        file = MediaBytes.of(item.read(), name)
+        file = MediaBytes.streamed(item.chunks, item.where)
         files.append(file)
         rows.append(
             {
@@ -412,7 +456,12 @@ def _media(
                 "media_type": media_type(name),
                 "source_checksum": file.digest,
                 "extensions": json.dumps(
-                    {"thread": label, "size_bytes": len(file.content), **media.extensions(file)},
+                    {
+                        "thread": label,
+                        "size_bytes": file.size,
+                        **({"member": item.member} if item.member != name else {}),
+                        **media.extensions(file),
+                    },
                     sort_keys=True,
                 ),
             }
@@ -420,7 +469,15 @@ def _media(
     return rows, files
 
 
-def _media_id(thread_id: str, media: MediaFile) -> str:
-    """A media document's id: the thread and the file's name (messages refer to it by name)."""
-    key = f"{SOURCE}\x1f{thread_id}\x1f{media.name}"
-    return "media-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+def _media_ids(thread_id: str, items: Sequence[MediaFile]) -> list[tuple[MediaFile, str]]:
+    """Each media file and its document's id: the thread and the file's name, by which messages
+    refer to it. Files of the same name in different folders of the archive are kept too; the
+    first (in the archive's order) has the name's id, the others an id of their whole path."""
+    seen: set[str] = set()
+    found = []
+    for item in items:
+        key = item.member if item.name in seen else item.name
+        seen.add(item.name)
+        digest = hashlib.blake2b(f"{SOURCE}\x1f{thread_id}\x1f{key}".encode(), digest_size=16)
+        found.append((item, "media-" + digest.hexdigest()))
+    return found

@@ -31,6 +31,7 @@ from egregora.etl.formats import (
     HEADER,
     IOS_CLOSE,
     IOS_NOTICE,
+    MAX_MESSAGE_BYTES,
     MAX_NAME,
     MAY_BE_MEDIA,
     ODD_CHARACTERS,
@@ -123,7 +124,7 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     order, guessed = (fixed, False) if fixed else _date_order(fields, name, date_order)
     stamps = _stamps(fields, order, name)
     rests = _rests(lines.take(headers), pc.struct_field(fields, "close"))
-    continued = _continuations(lines, is_header, headers)
+    continued = _continuations(lines, is_header, headers, name)
     classes = _classify_all(rests, continued, odd.take(headers))
     return Entries(
         local_times=stamps.cast(pa.timestamp("us")),
@@ -146,11 +147,38 @@ def _lines(data: bytes, name: str) -> tuple[pa.Array, pa.Array]:
     lines = pc.split_pattern(whole, "\n").flatten()
     if len(data) < _LARGE:
         lines = lines.cast(pa.string())
+    _check_lengths(lines, name)
     odd = pc.match_substring_regex(lines, ODD_CHARACTERS)
     if pc.any(odd).as_py():
         cleaned = [clean(line) for line in lines.filter(odd).to_pylist()]
         lines = pc.replace_with_mask(lines, odd, pa.array(cleaned, lines.type))
     return lines, odd
+
+
+def _check_lengths(lines: pa.Array, name: str) -> None:
+    """No line longer than a message may be (``MAX_MESSAGE_BYTES``)."""
+    lengths = pc.binary_length(lines)
+    longest = pc.max(lengths).as_py() or 0
+    if longest > MAX_MESSAGE_BYTES:
+        number = pc.index(lengths, longest).as_py() + 1
+        raise _too_long(name, f"line {number} is {longest:,} bytes long")
+
+
+def _check_message_sizes(numbers: pa.Array, more_lines: pa.Array, name: str) -> None:
+    """No message's continuation lines together longer than ``MAX_MESSAGE_BYTES``."""
+    sizes = pa.table({"entry": numbers, "size": pc.add(pc.binary_length(more_lines), 1)})
+    totals = sizes.group_by("entry").aggregate([("size", "sum")])
+    largest = pc.max(totals["size_sum"]).as_py() or 0
+    if largest > MAX_MESSAGE_BYTES:
+        entry = totals["entry"][pc.index(totals["size_sum"], largest).as_py()].as_py()
+        raise _too_long(name, f"message {entry + 1} is {largest:,} bytes long")
+
+
+def _too_long(name: str, what: str) -> ExportFormatError:
+    return ExportFormatError(
+        f"{name}: {what}, more than the {MAX_MESSAGE_BYTES:,} bytes a WhatsApp message can "
+        "hold; the file is damaged or not an export: export the chat again. Nothing was written"
+    )
 
 
 def _layout(lines: pa.Array) -> tuple[str, DateOrder | None]:
@@ -193,7 +221,9 @@ def _rests(header_lines: pa.Array, closes: pa.Array) -> pa.Array:
     return pc.list_element(parts, 1)
 
 
-def _continuations(lines: pa.Array, is_header: pa.Array, headers: pa.Array) -> dict[int, str]:
+def _continuations(
+    lines: pa.Array, is_header: pa.Array, headers: pa.Array, name: str
+) -> dict[int, str]:
     """Entry number -> its continuation lines ("\\n" before each), for entries that have any."""
     rest = pc.invert(is_header).slice(headers[0].as_py())
     extra = pc.indices_nonzero(rest)
@@ -202,10 +232,10 @@ def _continuations(lines: pa.Array, is_header: pa.Array, headers: pa.Array) -> d
     start = headers[0].as_py()
     entry = pc.subtract(pc.cumulative_sum(pc.cast(is_header, pa.int64())), 1)
     where = pc.add(extra, start)
+    numbers, more_lines = entry.take(where), lines.take(where)
+    _check_message_sizes(numbers, more_lines, name)
     out: dict[int, list[str]] = {}
-    for number, line in zip(
-        entry.take(where).to_pylist(), lines.take(where).to_pylist(), strict=True
-    ):
+    for number, line in zip(numbers.to_pylist(), more_lines.to_pylist(), strict=True):
         out.setdefault(number, []).append(line)
     return {number: "".join("\n" + line for line in more) for number, more in out.items()}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from egregora.errors import ConfigurationError
 from egregora.media import parts
-from egregora.media.folder import store_files, undo
+from egregora.media.folder import store_files, sweep
 from egregora.media.model import (
     IN_DATABASE,
     MEDIA_FOLDER,
@@ -80,12 +80,34 @@ class MediaFiles:
                 parts.write_parts(self.store, files)
                 yield
             return
-        created = store_files(self._folder(), files) if files else []
+        stored = store_files(self._folder(), files)
         try:
             yield
         except BaseException:
-            undo(created)
+            stored.undo()
             raise
+        stored.done()
+
+    def sweep(self) -> int:
+        """Remove from the media folder what an ingest killed half-way left (files no document
+        names, drafts); return how many files went. Only where new bytes go to a folder, by a
+        caller holding the database for writing (a DuckDB file: no other writer meanwhile)."""
+        if self.in_database or self.folder is None:
+            return 0
+        return len(sweep(self.folder, self._named))
+
+    def _named(self) -> set[str]:
+        """Every file a media document names, as ``ab/<name>`` under the media folder."""
+        documents = self.store.table("documents")
+        rows = self.store.to_pyarrow(
+            documents.filter(documents.doc_type == "media").select("extensions")
+        )
+        named = set()
+        for text in rows["extensions"].to_pylist():
+            path = self._path(_extensions({"extensions": text}).get("path"), Path())
+            if path is not None:
+                named.add(path.as_posix())
+        return named
 
     def missing(self, rows: Iterable[Mapping[str, Any]]) -> set[str]:
         """The ids of the media documents among ``rows`` whose bytes are not whole where they

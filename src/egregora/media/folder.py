@@ -1,51 +1,135 @@
 """Media files in a content-addressed folder: written whole or not at all, never replaced.
 
 A file's name is its digest (``ab/<sha256><suffix>``), so a name that is there already holds the
-same bytes and is left alone. Files are written before the rows that name them; a caller whose
-rows then fail removes the files this very call created (``undo``), and only those.
+same bytes and is left alone. Files are written before the rows that name them; a writer whose
+rows then fail removes the files it created, and only those (``Stored.undo``).
+
+A writer killed in between leaves files no row names. So before writing, it lists the files it
+is about to create in a journal (``.pending-<pid>-<random>.json``), which it removes once its
+rows are committed; the next writer (``sweep``) removes what a dead writer's journal lists and
+no document names, and its abandoned drafts. A file a writer creates is dated as its journal;
+a writer that finds the file there already (another database sharing the folder) touches it,
+so a file dated after the journal was taken up and is left alone. A user's own files, whose
+names this module never writes, are never looked at.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from egregora.drafts import abandoned_drafts, draft_prefix, is_abandoned
 from egregora.media.model import MediaBytes
 
+JOURNAL = ".pending-"
 
-def store_files(folder: Path, files: Sequence[MediaBytes]) -> list[Path]:
-    """Write each file not there yet; return the ones this call created.
 
-    A file is written under a draft name and linked into place, which is atomic and never
-    replaces a file that is there (the same name holds the same bytes).
+@dataclass
+class Stored:
+    """What one ``store_files`` call created, and its journal."""
+
+    journal: Path | None
+    created: list[Path] = field(default_factory=list)
+
+    def done(self) -> None:
+        """The rows naming the files are committed: the journal is no longer needed."""
+        if self.journal is not None:
+            self.journal.unlink(missing_ok=True)
+
+    def undo(self) -> None:
+        """The rows were not written: remove the files this call created, then the journal."""
+        for path in self.created:
+            path.unlink(missing_ok=True)
+        self.done()
+
+
+def store_files(folder: Path, files: Sequence[MediaBytes]) -> Stored:
+    """Write each file not there yet (touching those that are: they are taken up again).
+
+    A file is streamed into a draft, checked against its digest, and linked into place, which
+    is atomic and never replaces a file that is there (the same name holds the same bytes).
     """
-    created: list[Path] = []
+    new = [file for file in files if not _take_up(folder / file.relative)]
+    if not new:
+        return Stored(None)
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = Stored(_journal(folder, [file.relative for file in new]))
+    dated = stored.journal.stat().st_mtime_ns if stored.journal is not None else 0
     try:
-        for file in files:
+        for file in new:
             target = folder / file.relative
-            if target.exists():
-                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, draft = tempfile.mkstemp(dir=target.parent, prefix=".draft-")
+            handle, draft = tempfile.mkstemp(dir=target.parent, prefix=draft_prefix())
             try:
                 with os.fdopen(handle, "wb") as out:
-                    out.write(file.content)
+                    for chunk in file.chunks():  # checked against its digest at the end
+                        out.write(chunk)
+                os.utime(draft, ns=(dated, dated))  # not taken up since the journal
                 try:
                     os.link(draft, target)
                 except FileExistsError:
-                    continue  # written meanwhile by another ingest: same bytes
-                created.append(target)
+                    continue  # written meanwhile by another writer: same bytes
+                stored.created.append(target)
             finally:
                 Path(draft).unlink(missing_ok=True)
     except BaseException:
-        undo(created)
+        stored.undo()
         raise
-    return created
+    return stored
 
 
-def undo(created: Sequence[Path]) -> None:
-    """Remove media files this very call created, when the rows naming them were not written."""
-    for path in created:
+def sweep(folder: Path, named: Callable[[], set[str]]) -> list[Path]:
+    """Remove what writers that died left in ``folder``: their drafts, and the files their
+    journals list that no document names (``named()``: relative paths ``ab/<name>``, asked
+    only when there is a dead writer's journal) and nobody took up since."""
+    removed = list(abandoned_drafts(folder))
+    journals = [
+        j
+        for j in folder.glob(f"{JOURNAL}*.json")
+        if is_abandoned(j, prefix=JOURNAL, suffix=".json")
+    ]
+    kept = named() if journals else set()
+    for journal in journals:
+        written_at = journal.stat().st_mtime_ns
+        for relative in _listed(journal):
+            path = folder / relative
+            if relative in kept or not path.is_file():
+                continue
+            if path.stat().st_mtime_ns <= written_at:
+                removed.append(path)
+        removed.append(journal)
+    for path in removed:
         path.unlink(missing_ok=True)
+    return removed
+
+
+def _take_up(target: Path) -> bool:
+    """Whether ``target`` is there already; if so it is touched, so that a sweep of a writer
+    that died after creating it knows another writer took it up."""
+    try:
+        os.utime(target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _journal(folder: Path, relatives: list[str]) -> Path:
+    handle, name = tempfile.mkstemp(dir=folder, prefix=draft_prefix(JOURNAL), suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump({"files": relatives}, out)
+        out.flush()
+        os.fsync(out.fileno())
+    return Path(name)
+
+
+def _listed(journal: Path) -> list[str]:
+    """The relative paths a journal lists (none when it is not one: it was cut short)."""
+    try:
+        files = json.loads(journal.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [f for f in files if isinstance(f, str) and ".." not in f.split("/")]

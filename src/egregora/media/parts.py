@@ -1,8 +1,8 @@
 """Media files in the database: ``media_parts``, each file cut into parts keyed by its digest.
 
 Parts are written through the store's validated write (an upsert, so two workers storing the
-same file at once both succeed) a few at a time, so memory stays bounded by a few parts beside
-the file itself; a file's parts are read back a few at a time, in order.
+same file at once both succeed) a few at a time, as the file is read: memory stays bounded by a
+few parts, whatever the file's size; a file's parts are read back a few at a time, in order.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from egregora.media.model import MediaBytes, part_count
 from egregora.schema.tables.media import MEDIA_PARTS
 from egregora.storage.store import Storage
 
-WRITE_PARTS = 16  # parts per validated write (64 MiB): few writes, bounded memory
+WRITE_PARTS = 4  # parts per validated write (16 MiB): few writes, bounded memory
 READ_PARTS = 8  # parts per fetch when a file is read back
 
 
@@ -50,6 +50,8 @@ def write_parts(store: Storage, files: Sequence[MediaBytes]) -> int:
                 continue
             seen.add(file.digest)
             have = stored.get(file.digest, {})
+            if have and is_whole(have, file.size):
+                continue  # stored already: not even read
             for part, chunk in file.parts():
                 if have.get(part) == len(chunk):
                     continue
