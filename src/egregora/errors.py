@@ -85,3 +85,17 @@ class NotFoundError(EgregoraError):
 class LeaseLostError(EgregoraError):
     """A worker acted on a task it no longer holds: its lease expired and the task was claimed
     again, or the task was superseded or finished meanwhile."""
+
+
+class DiskFullError(EgregoraError):
+    """The disk (or the user's quota) had no room left for what was being written; what was
+    being written was not kept, and nothing is reported as stored that is not."""
+
+
+def disk_full(where: object, exc: BaseException | None = None) -> DiskFullError:
+    """The one line a full disk gets, naming where the write went and the fix."""
+    cause = f" ({exc})" if exc is not None else ""
+    return DiskFullError(
+        f"the disk holding {where} is full{cause}; free some space there (or choose another "
+        "folder) and run again: what was being written was not kept"
+    )

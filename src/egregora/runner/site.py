@@ -14,23 +14,35 @@ removed, unless it was edited since: then it is left to the user.
 Everything from the chat is text: titles, summaries, tags and names go through
 ``markup.chat_markdown`` in pages and ``markup.html_text`` in front matter and ``mkdocs.yml``
 (MkDocs puts those values into HTML as they are). Media files are published under their
-document's id, never under the name the export gave them.
+document's id, never under the name the export gave them, and keep their extension only when it
+is a plain media or document type: anything else (a page, a script, an SVG) is published as
+``.bin``, so it is only ever downloaded and never replaces a generated page. A file's name as
+pages show it is one line of visible characters, bounded in length.
+
+Each file is written as a draft (``.draft-<pid>-<random>``) renamed over it. Every write first
+removes, anywhere under the site folder, drafts whose writer is gone; a folder that cannot be
+written, or a full disk, ends the write with one line naming the folder and the fix, and the
+next write after the fix takes up where this one stopped.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from egregora.errors import EgregoraError
+from egregora.drafts import PREFIX, draft_prefix, remove_abandoned_drafts
+from egregora.errors import EgregoraError, disk_full
+from egregora.etl.formats import EXTENSIONS
 from egregora.pseudonyms import member
 from egregora.runner.markup import chat_markdown, html_text
 from egregora.storage.store import Storage
@@ -41,7 +53,29 @@ IMAGES = {"image"}
 Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
 Media = Callable[[Mapping[str, Any]], bytes]  # a media document's row -> the file's bytes
 Shown = Callable[[str], str]  # a file's name as the export gave it -> as pages may show it
-_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+# Documents a browser downloads or shows as themselves; with the export's media types (images,
+# video, audio) the only extensions a published media file keeps. Pages (.md, .html), vector
+# images (.svg) and scripts would be rendered or run as part of the site.
+DOCUMENT_EXTENSIONS = (
+    "pdf",
+    "doc",
+    "docx",
+    "odt",
+    "rtf",
+    "xls",
+    "xlsx",
+    "ods",
+    "ppt",
+    "pptx",
+    "odp",
+    "epub",
+)
+PUBLISHED_EXTENSIONS = frozenset((*EXTENSIONS, *DOCUMENT_EXTENSIONS))
+NEUTRAL_SUFFIX = ".bin"  # every other file: only ever downloaded
+SHOWN_LENGTH = 120  # characters of a file's name a page shows, the ellipsis included
+_KEEP_FORMAT = frozenset("\u200c\u200d")  # ZWNJ and ZWJ: scripts and emoji need them
+_HIDDEN = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))  # controls, bidi marks, line breaks
 
 
 class SiteError(EgregoraError):
@@ -76,8 +110,8 @@ def write_site(
     (without any member's name or number)."""
     docs = {kind: _read(store, label, kind) for kind in ("post", "journal", "profile", "media")}
     for row in docs["media"]:
-        row["shown"] = shown(row["filename"] or "")
         row["published"] = media_file(row)
+        row["shown"] = shown_name(shown(row["filename"] or "")) or row["published"]
     files: dict[str, bytes] = {"mkdocs.yml": _mkdocs(site_name)}
     for row in docs["post"]:
         files[f"docs/posts/{row['slug']}.md"] = _post_page(row, docs["media"])
@@ -95,10 +129,32 @@ def write_site(
 
 
 def media_file(row: Mapping[str, Any]) -> str:
-    """The name a media file is published under: its document's id and a plain extension
-    (the export's own name may hold anything, a person's name or markup)."""
-    suffix = PurePosixPath(str(row["filename"] or "")).suffix.lower()
-    return str(row["id"]) + (suffix if _SUFFIX.fullmatch(suffix) else "")
+    """The name a media file is published under: its document's id and its extension when
+    that is a plain media or document type, else ``.bin`` (the export's own name may hold
+    anything, a person's name, a page of markup or a script)."""
+    extension = PurePosixPath(str(row["filename"] or "")).suffix.lower().removeprefix(".")
+    suffix = f".{extension}" if extension in PUBLISHED_EXTENSIONS else NEUTRAL_SUFFIX
+    return str(row["id"]) + suffix
+
+
+def shown_name(name: str) -> str:
+    """A file's name as one line of visible text: controls, line and paragraph separators and
+    bidi marks become spaces (a line break would end a list item and start Markdown of the
+    sender's), runs of spaces one, and a long name is cut with an ellipsis."""
+    flat = " ".join("".join(map(_visible, name)).split())
+    if len(flat) <= SHOWN_LENGTH:
+        return flat
+    return flat[: SHOWN_LENGTH - 1].rstrip() + "\u2026"
+
+
+def _visible(char: str) -> str:
+    """``char``, or a space for a character that is not seen or moves the text around it."""
+    if char in _KEEP_FORMAT:
+        return char
+    code = ord(char)
+    if unicodedata.category(char) in _HIDDEN or 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+        return " "
+    return char
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -321,10 +377,34 @@ def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
     """Check every target first, then write the files that change, then the manifest.
 
     While files are being replaced the manifest lists each one's old and new hash, so a
-    write killed half-way is taken up again by the next one instead of refused.
+    write killed half-way (or stopped by a full disk) is taken up again by the next one
+    instead of refused.
     """
     manifest_path = folder / MANIFEST
-    known = _manifest(manifest_path, folder)
+    with _writing(folder):
+        _check_folder(folder)
+        known = _manifest(manifest_path)
+        changes = _changes(folder, files, known)
+        remove_abandoned_drafts(folder)
+        digests = {relative: _digest(content) for relative, content in sorted(files.items())}
+        if changes:
+            during = {r: sorted({*known.get(r, ()), digests.get(r, "")} - {""}) for r in known}
+            during.update({r: sorted({*known.get(r, ()), digests[r]}) for r in changes})
+            _save_manifest(manifest_path, during)
+            for relative, content in changes.items():
+                _replace_file(folder / PurePosixPath(relative), content)
+        _remove_no_longer_made(folder, known, digests)
+        final = {r: [d] for r, d in digests.items()}
+        if final != known:
+            _save_manifest(manifest_path, final)
+    return SiteResult(folder=folder, files=len(files), written=len(changes))
+
+
+def _changes(
+    folder: Path, files: Mapping[str, bytes], known: Mapping[str, list[str]]
+) -> dict[str, bytes]:
+    """The files whose bytes change; refused whole if one of them is not egregora's to
+    replace (not written by it, or edited since)."""
     changes: dict[str, bytes] = {}
     for relative, content in files.items():
         target = folder / PurePosixPath(relative)
@@ -345,18 +425,7 @@ def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
                 "folder (or choose another --site) and run again; nothing was written"
             )
         changes[relative] = content
-    digests = {relative: _digest(content) for relative, content in sorted(files.items())}
-    if changes:
-        during = {r: sorted({*known.get(r, ()), digests.get(r, "")} - {""}) for r in known}
-        during.update({r: sorted({*known.get(r, ()), digests[r]}) for r in changes})
-        _save_manifest(manifest_path, during)
-        for relative, content in changes.items():
-            _replace_file(folder / PurePosixPath(relative), content)
-    _remove_no_longer_made(folder, known, digests)
-    final = {r: [d] for r, d in digests.items()}
-    if final != known:
-        _save_manifest(manifest_path, final)
-    return SiteResult(folder=folder, files=len(files), written=len(changes))
+    return changes
 
 
 def _remove_no_longer_made(
@@ -371,10 +440,64 @@ def _remove_no_longer_made(
             target.unlink()
 
 
-def _manifest(path: Path, folder: Path) -> dict[str, list[str]]:
-    """path -> the hashes egregora wrote there (two while a write was under way)."""
-    if folder.exists() and not folder.is_dir():
+def _check_folder(folder: Path) -> None:
+    """Refuse, before anything is written, a site folder that is a file or lies under one."""
+    blocker = _file_in_the_way(folder)
+    if blocker == folder:
         raise SiteError(f"{folder} is a file, not a folder; choose another --site")
+    if blocker is not None:
+        raise SiteError(
+            f"cannot make the site folder {folder}: {blocker} is a file, not a folder; move "
+            "it away or choose another --site"
+        )
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that exists, when it is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+@contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """An operating system's refusal while the site is written, as one line naming the
+    folder and the fix (the draft of the file being written is already gone)."""
+    try:
+        yield
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from exc
+
+
+def _cannot_write(folder: Path, exc: OSError) -> EgregoraError:
+    """The error for ``exc``; it names the folder the draft was in, never the draft, which
+    is gone by now."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full(folder, OSError(exc.errno, exc.strerror))
+    where = Path(exc.filename) if exc.filename else folder
+    if where.name.startswith(PREFIX):
+        where = where.parent
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = _file_in_the_way(where) or where
+        return SiteError(
+            f"cannot write the site into {folder}: {blocker} is a file where a folder should "
+            "be; move it away or choose another --site"
+        )
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return SiteError(
+            f"cannot write the site into {folder}: {reason} ({where}); make the folder "
+            "writable or choose another --site"
+        )
+    return SiteError(
+        f"cannot write the site into {folder}: {reason} ({where}); fix that or choose "
+        "another --site, and run again"
+    )
+
+
+def _manifest(path: Path) -> dict[str, list[str]]:
+    """path -> the hashes egregora wrote there (two while a write was under way)."""
     if not path.is_file():
         return {}
     try:
@@ -394,9 +517,10 @@ def _save_manifest(path: Path, files: Mapping[str, list[str]]) -> None:
 
 def _replace_file(target: Path, content: bytes) -> None:
     """Write ``target`` whole or not at all (a draft renamed over it): readers never see
-    half a page. Only files egregora wrote, as its manifest says, are ever replaced."""
+    half a page. Only files egregora wrote, as its manifest says, are ever replaced. The
+    draft names its writer's pid, so a later write knows whether it was abandoned."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, draft = tempfile.mkstemp(dir=target.parent, prefix=".draft-")
+    handle, draft = tempfile.mkstemp(dir=target.parent, prefix=draft_prefix())
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(content)
