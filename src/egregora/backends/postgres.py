@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -32,6 +35,29 @@ from egregora.schema.model import Catalog
 # How long a connection may take before it is given up (seconds; see ``connect_timeout``).
 CONNECT_TIMEOUT = 10.0
 TIMEOUT_VAR = "EGREGORA_CONNECT_TIMEOUT"
+
+# How long one statement may run before the server cancels it (seconds; see
+# ``statement_timeout``). Generous on purpose: one statement of a migration may copy a table
+# of millions of rows aside and back, or check a new rule over all of them, which takes
+# minutes on a large database, and a migration cut short is rolled back and starts over. A
+# statement past 15 minutes waits on something that will not come (a lock a forgotten
+# session holds, a stalled server): better one line than a command that never ends.
+STATEMENT_TIMEOUT = 15 * 60.0
+STATEMENT_TIMEOUT_VAR = "EGREGORA_STATEMENT_TIMEOUT"
+
+# libpq's TCP settings, so a server that stops answering in the middle of a statement (the
+# network gone) is given up instead of waited for forever: after 10 s of silence the client
+# probes every 5 s, and the connection is dropped once 30 s pass with nothing acknowledged
+# (tcp_user_timeout, which also bounds data sent and never acknowledged). A slow statement on
+# a live server is not cut short: the server's machine answers the probes. The URL's own
+# values win (libpq's names: keepalives_idle=SECONDS, tcp_user_timeout=MILLISECONDS, ...).
+NETWORK_SETTINGS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "4",
+    "tcp_user_timeout": "30000",
+}
 
 # The advisory lock egregora's migrations take: this class, and the schema's name hashed, so
 # that databases in two schemas of one server database migrate without waiting for each other.
@@ -61,15 +87,171 @@ def connect_timeout(dsn: str) -> float:
     return seconds
 
 
+# A statement_timeout among the server options of libpq's ``options``: ``-c name=value``,
+# ``-cname=value`` or ``--name=value`` (libpq splits them at white space).
+_OPTION = re.compile(r"(?:^|\s)(?:-c\s*|--)statement[_-]timeout=(\S*)", re.IGNORECASE)
+# PostgreSQL's spelling of a time setting: a number and a unit, milliseconds when none.
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s|min|h|d)?")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True)
+class StatementTimeout:
+    """How long a statement may run (seconds; 0: no limit), and who said so: ``"url"`` (the
+    URL's options, which the server applies itself), ``"PGOPTIONS"``, ``"env"`` or
+    ``"default"`` (both set by egregora on each session)."""
+
+    seconds: float
+    source: str
+
+    @property
+    def set_by_server(self) -> bool:
+        """Whether the server applies it from the connection's options (nothing to SET)."""
+        return self.source in ("url", "PGOPTIONS")
+
+    def fix(self) -> str:
+        """How the user allows longer, where the limit came from."""
+        if self.source == "url":
+            return "raise statement_timeout in the URL's options (0: no limit)"
+        if self.source == "PGOPTIONS":
+            return "raise statement_timeout in $PGOPTIONS (0: no limit)"
+        return (
+            f"allow longer with ${STATEMENT_TIMEOUT_VAR}=SECONDS (0: no limit) or "
+            "-c statement_timeout=... in the URL's options"
+        )
+
+
+def statement_timeout(dsn: str) -> StatementTimeout:
+    """How long a statement may run on ``dsn``: ``statement_timeout`` in the URL's options
+    (else in ``$PGOPTIONS``, which libpq reads then), else ``$EGREGORA_STATEMENT_TIMEOUT``
+    seconds, else ``STATEMENT_TIMEOUT``. A value the server would refuse is refused here, in
+    one line, before anything connects."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = conninfo_to_dict(dsn).get("options")
+    source = "url"
+    if options is None:
+        options, source = os.environ.get("PGOPTIONS", ""), "PGOPTIONS"
+    found = _OPTION.findall(str(options))
+    if found:
+        return StatementTimeout(_duration(found[-1], source), source)  # the last one counts
+    given = os.environ.get(STATEMENT_TIMEOUT_VAR, "").strip()
+    if not given:
+        return StatementTimeout(STATEMENT_TIMEOUT, "default")
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < math.inf:
+        raise ConfigurationError(
+            f"the statement timeout must be a number of seconds (0: no limit), not {given!r} "
+            f"(set ${STATEMENT_TIMEOUT_VAR}, or statement_timeout in the URL's options)"
+        )
+    return StatementTimeout(seconds, "env")
+
+
+def _duration(text: str, source: str) -> float:
+    """Seconds in PostgreSQL's spelling of a time setting (``5s``, ``15min``, ``500``)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        where = "the URL's options" if source == "url" else "$PGOPTIONS"
+        raise ConfigurationError(
+            f"statement_timeout={text} in {where} is not a duration; write a number with a "
+            "unit (500ms, 30s, 15min, 1h) or 0 for no limit"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "ms"]
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _network_settings(dsn: str) -> dict[str, str]:
+    """``NETWORK_SETTINGS`` the URL does not set itself."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = conninfo_to_dict(dsn)
+    return {name: value for name, value in NETWORK_SETTINGS.items() if name not in given}
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What a connection was allowed, to name the limit that ended a statement."""
+
+    url: str  # as shown to people (no password)
+    statement: StatementTimeout
+    silence: float  # seconds without an answer before the network is given up (0: the system's)
+
+    def explain(self, exc: BaseException, *, broken: bool, elapsed: float) -> DatabaseError | None:
+        """``exc`` (an OperationalError of psycopg) in one line naming what expired, the
+        limit and how to change it; None for any other error, which is reported as it is."""
+        psycopg = sys.modules["psycopg"]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        limit = self.statement.seconds
+        if isinstance(exc, psycopg.errors.QueryCanceled) and (
+            "statement timeout" in reason or 0 < limit <= elapsed  # a server in another language
+        ):
+            return DatabaseError(
+                f"a statement on {self.url} ran longer than the statement timeout of "
+                f"{_duration_text(limit)} and was cancelled, so nothing it did was kept; "
+                f"{self.statement.fix()}"
+            )
+        if not broken:
+            return None
+        silence = f" for {_duration_text(self.silence)}" if self.silence else ""
+        return DatabaseError(
+            f"lost the connection to {self.url} while a statement ran ({reason}): the server "
+            f"closed it, or did not answer{silence} (tcp_user_timeout, with TCP keepalives); "
+            "check that the server runs and the network reaches it, then run again, or give a "
+            "slow network longer with tcp_user_timeout=MILLISECONDS in the URL"
+        )
+
+
+@lru_cache(maxsize=1)
+def _connection_class() -> type[Any]:
+    """psycopg's connection, whose every exchange with the server (a statement, a fetch, a
+    COPY, a commit) passes through ``wait``: there a cancelled statement or a lost server
+    becomes one line naming the limit. Made on first use, so that psycopg is imported only
+    by commands that talk to PostgreSQL."""
+    import psycopg
+
+    class Connection(psycopg.Connection[Any]):
+        limits: _Limits | None = None
+
+        def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return super().wait(gen, *args, **kwargs)
+            except psycopg.OperationalError as exc:
+                if self.limits is None:
+                    raise
+                elapsed = time.monotonic() - started
+                explained = self.limits.explain(exc, broken=self.broken, elapsed=elapsed)
+                if explained is None:
+                    raise
+                raise explained from exc
+
+    return Connection
+
+
 def connect_postgres(url: DatabaseURL, *, autocommit: bool = False) -> Any:
-    """A psycopg connection to ``url``; without autocommit, BEGIN is implicit (migrations)."""
+    """A psycopg connection to ``url``; without autocommit, BEGIN is implicit (migrations).
+
+    Its sessions run under a statement timeout and TCP keepalives (``statement_timeout``,
+    ``NETWORK_SETTINGS``); a statement ended by either raises DatabaseError in one line."""
     import psycopg
 
     dsn = url.dsn or ""
     timeout = connect_timeout(dsn)
+    statement = statement_timeout(dsn)
+    network = _network_settings(dsn)
     try:
         # psycopg waits at most connect_timeout for the whole handshake (whole seconds).
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=math.ceil(timeout))
+        con = _connection_class().connect(
+            dsn, autocommit=autocommit, connect_timeout=math.ceil(timeout), **network
+        )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0]
         if "timeout" in reason.lower():
@@ -82,6 +264,28 @@ def connect_postgres(url: DatabaseURL, *, autocommit: bool = False) -> Any:
             f"cannot connect to {url}: {reason}; "
             "check that the server runs and the URL names the right host, user and database"
         ) from exc
+    con.limits = _Limits(str(url), statement, _silence(dsn))
+    if not statement.set_by_server:
+        _set_statement_timeout(con, statement.seconds)
+    return con
+
+
+def _silence(dsn: str) -> float:
+    """Seconds of tcp_user_timeout the connection runs under (libpq has checked the value)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = {**NETWORK_SETTINGS, **conninfo_to_dict(dsn)}["tcp_user_timeout"]
+    return float(str(given).strip() or 0) / 1000
+
+
+def _set_statement_timeout(con: Any, seconds: float) -> None:
+    """The session's statement_timeout, set once it is open (a SET, not the startup packet's
+    options, which connection poolers such as PgBouncer refuse by default); committed, since
+    a rolled-back transaction would take the setting with it."""
+    milliseconds = math.ceil(seconds * 1000)
+    con.execute("SELECT set_config('statement_timeout', %s, false)", [f"{milliseconds}ms"])
+    if not con.autocommit:
+        con.commit()
 
 
 class PostgresExecutor:

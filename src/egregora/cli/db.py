@@ -7,15 +7,18 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from egregora.backends import BACKENDS, DatabaseURL, backend_named
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
+from egregora.ddl.diff import Difference
 from egregora.ddl.render import catalog_script
 from egregora.errors import SchemaError
 from egregora.migrations.engine import MigrateResult
 from egregora.migrations.keyed import read_key
 from egregora.schema.catalog import CATALOG
 from egregora.schema.reference import catalog_json, markdown, mermaid
+from egregora.storage.integrity import RowsReport, read_every_row
 from egregora.storage.setup import database_status, migrate_database, open_executor, verify
 
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
@@ -127,24 +130,70 @@ def status_command(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("verify")
-def verify_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+def verify_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also read every row of every table (slower: the whole database is read), "
+            "to find damaged data the schema check cannot see; exit 1 when a table is damaged.",
+        ),
+    ] = False,
+) -> None:
     """Exit 0 when the live schema equals the catalog; otherwise list every difference, exit 1."""
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         differences = verify(url)
+        rows = read_every_row(url) if deep else None
+    damaged = bool(rows and rows.damaged)
     if as_json:
-        emit_json({"ok": not differences, "differences": [d.to_dict() for d in differences]})
-    elif not differences:
-        console.print(f"[green]ok[/green]: {url} matches the catalog ({len(CATALOG)} tables).")
+        payload: dict[str, object] = {
+            "ok": not differences and not damaged,
+            "differences": [d.to_dict() for d in differences],
+        }
+        emit_json(payload | (rows.to_dict() if rows else {}))
     else:
+        _print_differences(str(url), differences)
+        if rows is not None:
+            _print_rows(str(url), rows)
+    if differences or damaged:
+        raise typer.Exit(1)
+
+
+def _print_differences(url: str, differences: list[Difference]) -> None:
+    if not differences:
         console.print(
-            f"[red]{len(differences)} difference(s)[/red] between {url} and the catalog:",
+            f"[green]ok[/green]: {escape(url)} matches the catalog ({len(CATALOG)} tables).",
             soft_wrap=True,
         )
-        for d in differences:
-            console.print(f"  - {d.message}", markup=False, highlight=False, soft_wrap=True)
-    if differences:
-        raise typer.Exit(1)
+        return
+    console.print(
+        f"[red]{len(differences)} difference(s)[/red] between {escape(url)} and the catalog:",
+        soft_wrap=True,
+    )
+    for d in differences:
+        console.print(f"  - {d.message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_rows(url: str, rows: RowsReport) -> None:
+    counts = ", ".join(f"{t.table} {t.rows}" for t in rows.healthy) or "none"
+    if not rows.damaged:
+        console.print(
+            f"[green]ok[/green]: read every row of {len(rows.tables)} tables ({counts}).",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return
+    console.print(
+        f"[red]{len(rows.damaged)} table(s) could not be read whole[/red] in {escape(url)}, "
+        "for the engine's reason below (damaged data: restore it from a backup):",
+        soft_wrap=True,
+    )
+    for t in rows.damaged:
+        console.print(f"  - {t.table}: {t.error}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"read whole: {counts}.", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
