@@ -9,6 +9,9 @@ takes the longer road.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -20,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from egregora.ddl.render import Dialect
+from egregora.errors import DiskFullError, disk_full
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +32,12 @@ if TYPE_CHECKING:
     from egregora.backends.url import DatabaseURL
     from egregora.ddl.introspect import LiveSchema
     from egregora.schema.model import Catalog
+
+
+# The errors a write meets when the disk (or the user's quota) has no room left.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+# Engines name the file a write failed on in double quotes ('Could not write file "x.wal"').
+_QUOTED_FILE = re.compile(r'file "([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,34 @@ class Backend(ABC):
     @abstractmethod
     def is_driver_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` comes from this engine's driver (the command line reports those)."""
+
+    def disk_full(
+        self, exc: BaseException, con: Any = None, where: object = None
+    ) -> DiskFullError | None:
+        """``exc`` as DiskFullError when a full disk or quota caused it (the driver says so
+        only in its message), else None. ``con`` is the connection it came from and ``where``
+        the database (else the file the message names)."""
+        if not self.is_driver_error(exc):
+            return None
+        return no_room(str(exc), where)
+
+    def checkpoint(self, con: Any, where: object = None) -> None:  # noqa: B027
+        """Make every committed write durable in the database itself, raising (DiskFullError
+        naming ``where`` for a full disk) when it cannot be; nothing where a commit is durable
+        already (a server's)."""
+
+
+def no_room(text: str, where: object = None) -> DiskFullError | None:
+    """DiskFullError when a driver's message ``text`` reports a full disk (ENOSPC) or quota
+    (EDQUOT), naming ``where`` (else the file the message names); None otherwise."""
+    for code in NO_ROOM:
+        if os.strerror(code) in text:
+            named = _QUOTED_FILE.search(text)
+            file = named.group(1) if named else None
+            place = where if where is not None else file
+            shown = file if file is not None and file != str(place) else None
+            return disk_full(place or "the database", OSError(code, os.strerror(code), shown))
+    return None
 
 
 @lru_cache(maxsize=1024)

@@ -8,9 +8,11 @@ schema, and the catalog as DuckDB stores it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +24,7 @@ import pyarrow as pa
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
-from egregora.backends.base import Backend, Capability, Executor
+from egregora.backends.base import NO_ROOM, Backend, Capability, Executor, no_room
 from egregora.backends.url import DatabaseURL
 from egregora.ddl.diff import Difference, diff_schemas, label_constraints
 from egregora.ddl.introspect import LiveColumn, LiveConstraint, LiveIndex, LiveSchema, LiveTable
@@ -32,12 +34,23 @@ from egregora.errors import (
     DatabaseError,
     DatabaseLockedError,
     DatabaseNotFoundError,
+    DiskFullError,
+    EgregoraError,
+    disk_full,
 )
 from egregora.schema.model import Catalog
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 _DRAFT = ".creating-"
 LOCK_RETRY_INTERVAL = 0.05  # seconds between attempts to open a file another process holds
+# What DuckDB answers later statements once a write failed: the transaction is aborted (or,
+# after a failed COMMIT, gone), or after a failed checkpoint the database is invalidated.
+_NOTHING_TO_ROLL_BACK = "no transaction is active"
+_AFTERMATH = (
+    "current transaction is aborted",
+    "database has been invalidated",
+    _NOTHING_TO_ROLL_BACK,
+)
 
 
 def connect_duckdb(
@@ -72,11 +85,13 @@ def connect_duckdb(
     while True:
         try:
             backend: DuckDBBackend = ibis.duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            error = _explain_io_error(path, exc)
+        except duckdb.Error as exc:  # opening replays the write-ahead log: a disk may be full
+            error = _explain_open_error(path, exc)
             if isinstance(error, DatabaseLockedError) and clock() < deadline:
                 pause(LOCK_RETRY_INTERVAL)
                 continue
+            if error is None:
+                raise
             raise error from exc
         return _configured(backend)
 
@@ -93,35 +108,74 @@ def _configured(backend: DuckDBBackend) -> DuckDBBackend:
 
 
 def _create_duckdb_file(path: Path) -> None:
-    """Make an empty DuckDB database at ``path`` in one step.
+    """Make an empty DuckDB database at ``path`` in one step, or nothing at all.
 
     DuckDB creates a file, then writes its header: a process killed in between, or a second
     process opening the file then, would find a file DuckDB refuses ("not a valid DuckDB
     database file"). So the database is made under a private name and linked into place, which
-    is atomic and never replaces a file another process created first.
+    is atomic and never replaces a file another process created first. Folders made for it
+    are removed again when it cannot be made.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned_drafts(path)
-    except OSError as exc:  # a file where a folder should be, no permission
-        raise _cannot_create(path, exc) from exc
+    made: list[Path] = []
     draft = path.with_name(f".{path.name}{_DRAFT}{os.getpid()}")
     try:
-        duckdb.connect(str(draft)).close()
-        with contextlib.suppress(FileExistsError):  # another process created it first
-            os.link(draft, path)
-    except OSError as exc:  # no permission, a full disk
+        try:
+            _make_folders(path.parent, made)
+            _remove_abandoned_drafts(path)
+            duckdb.connect(str(draft)).close()
+            with contextlib.suppress(FileExistsError):  # another process created it first
+                os.link(draft, path)
+        finally:
+            for each in (draft, draft.with_name(draft.name + ".wal")):
+                if os.path.lexists(each):  # a read-only disk refuses even to unlink nothing
+                    each.unlink(missing_ok=True)
+    except (OSError, duckdb.Error) as exc:  # a file for a folder, no permission, a full disk
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # something else was put there meanwhile
+                folder.rmdir()
         raise _cannot_create(path, exc) from exc
-    finally:
-        draft.unlink(missing_ok=True)
-        draft.with_name(draft.name + ".wal").unlink(missing_ok=True)
 
 
-def _cannot_create(path: Path, exc: OSError) -> ConfigurationError:
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """Make ``folder`` and its missing parents, adding each one made to ``made`` (outermost
+    first, so they can be removed again). A file where a folder should be is named
+    (NotADirectoryError)."""
+    missing = []
+    for each in (folder, *folder.parents):
+        if each.is_dir():
+            break
+        if os.path.lexists(each):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(each))
+        missing.append(each)
+    for each in reversed(missing):
+        try:
+            each.mkdir()
+        except FileExistsError:  # another process made it meanwhile
+            if not each.is_dir():
+                raise
+            continue
+        made.append(each)
+
+
+def _cannot_create(path: Path, exc: OSError | duckdb.Error) -> EgregoraError:
+    if isinstance(exc, OSError):
+        if exc.errno in NO_ROOM:
+            return disk_full(path, exc)
+        cause, where = exc.strerror or str(exc), exc.filename or path.parent
+    else:
+        full = no_room(str(exc), path)
+        if full is not None:
+            return full
+        cause, where = _duckdb_cause(exc), path.parent
     return ConfigurationError(
-        f"cannot create the database {path}: {exc.strerror or exc} "
-        f"({exc.filename or path.parent}); choose a --db path in a folder you can write"
+        f"cannot create the database {path}: {cause} ({where}); "
+        "choose a --db path in a folder you can write"
     )
+
+
+def _duckdb_cause(exc: duckdb.Error) -> str:
+    """The end of a DuckDB message ('IO Error: Cannot open file "x": Permission denied')."""
+    return " ".join(str(exc).split()).rsplit(": ", 1)[-1]
 
 
 def _remove_abandoned_drafts(path: Path) -> None:
@@ -142,8 +196,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _explain_io_error(path: Any, exc: duckdb.IOException) -> DatabaseError:
+def _explain_open_error(path: Path, exc: duckdb.Error) -> EgregoraError | None:
     text = str(exc)
+    full = no_room(text, path)
+    if full is not None:
+        return full
+    if not isinstance(exc, duckdb.IOException):
+        return None
     if "lock" in text.lower():
         match = _LOCK_PID.search(text)
         pid = int(match.group(1)) if match else None
@@ -158,27 +217,52 @@ def _explain_io_error(path: Any, exc: duckdb.IOException) -> DatabaseError:
 
 # -- the migrations' connection --------------------------------------------------------------
 class DuckDBExecutor:
+    """Statements of migrations and introspection; a full disk is named as such."""
+
     dialect: Dialect = "duckdb"
     dry_run = False
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, where: object = None) -> None:
         self.con = con
+        self.where = where  # the database, named by a full disk's error
         self.backend: Backend = DUCKDB
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.con.execute(sql, list(params))
+        with room_checked(self.con, self.where):
+            self.con.execute(sql, list(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
+        with room_checked(self.con, self.where):
+            return self.con.execute(sql, list(params)).fetchall()
 
     def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        with room_checked(self.con, self.where):
+            self.con.execute("BEGIN TRANSACTION")
 
     def commit(self) -> None:
-        self.con.execute("COMMIT")
+        with room_checked(self.con, self.where):
+            self.con.execute("COMMIT")
 
     def rollback(self) -> None:
-        self.con.execute("ROLLBACK")
+        try:
+            with room_checked(self.con, self.where):
+                self.con.execute("ROLLBACK")
+        except duckdb.TransactionException as exc:
+            if _NOTHING_TO_ROLL_BACK not in str(exc):
+                raise
+            # A failed COMMIT ended the transaction itself; its own error is the one to see.
+
+
+@contextlib.contextmanager
+def room_checked(con: duckdb.DuckDBPyConnection, where: object = None) -> Iterator[None]:
+    """A DuckDB error inside caused by a full disk (or following one) becomes DiskFullError."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        full = DUCKDB.disk_full(exc, con, where)
+        if full is None:
+            raise
+        raise full from exc
 
 
 # -- the live schema, from DuckDB's catalog functions ----------------------------------------
@@ -300,6 +384,10 @@ class DuckDB(Backend):
         "and copied without growing the database",
     )
 
+    def __init__(self) -> None:
+        # The full disk each connection met, named again by the errors that follow it.
+        self._full: weakref.WeakKeyDictionary[Any, DiskFullError] = weakref.WeakKeyDictionary()
+
     def connect(
         self, url: DatabaseURL, *, read_only: bool, create: bool, timeout: float
     ) -> DuckDBBackend:
@@ -307,6 +395,30 @@ class DuckDB(Backend):
 
     def executor(self, con: Any) -> Executor:
         return DuckDBExecutor(con)
+
+    def disk_full(
+        self, exc: BaseException, con: Any = None, where: object = None
+    ) -> DiskFullError | None:
+        """As ``Backend.disk_full``; and once a connection met a full disk, the aborted
+        transaction or invalidated database DuckDB answers afterwards is that full disk too."""
+        if not isinstance(exc, duckdb.Error):
+            return None
+        full = no_room(str(exc), where)
+        if full is not None:
+            if con is not None:
+                self._full[con] = full
+            return full
+        earlier = self._full.get(con) if con is not None else None
+        if earlier is not None and any(m in str(exc).lower() for m in _AFTERMATH):
+            return DiskFullError(str(earlier))
+        return None
+
+    def checkpoint(self, con: Any, where: object = None) -> None:
+        """Fold the write-ahead log into the database file. DuckDB does so when the last
+        connection closes, but a failure there goes unreported: on a full disk a command
+        would say it succeeded while its writes were not in the file."""
+        with room_checked(con, where):
+            con.execute("CHECKPOINT")
 
     def translate(self, sql: str) -> str:
         return sql  # written in this dialect
@@ -346,7 +458,13 @@ class DuckDB(Backend):
             url, read_only=not write and not url.is_memory, create=create, timeout=wait
         )
         try:
-            yield DuckDBExecutor(backend.con)
+            yield DuckDBExecutor(backend.con, url.path)
+        except BaseException:
+            backend.disconnect()
+            raise
+        try:
+            if write:
+                self.checkpoint(backend.con, url.path)
         finally:
             backend.disconnect()
 

@@ -1,4 +1,5 @@
-"""Where the database is: the ``--db`` value (a path, ``duckdb:///path`` or ``postgresql://...``)."""
+"""Where the database is: the ``--db`` value (a path, ``duckdb:///ABS/PATH``,
+``duckdb:REL/PATH`` or ``postgresql://...``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 ENV_VAR = "EGREGORA_DB"
 DEFAULT_PATH = Path(".egregora") / "egregora.duckdb"
+_SCHEME = "duckdb:"
+_SPELLINGS = "duckdb:///ABSOLUTE/PATH or duckdb:RELATIVE/PATH"
 
 
 @dataclass(frozen=True)
@@ -34,31 +37,30 @@ class DatabaseURL:
 
     @classmethod
     def parse(cls, value: str | os.PathLike[str] | None = None) -> DatabaseURL:
-        """Read ``value`` as the CLI's ``--db``; None means $EGREGORA_DB, else the default path."""
+        """Read ``value`` as the CLI's ``--db``; None means $EGREGORA_DB, else the default path.
+
+        A DuckDB file is a plain path (relative to the current folder unless absolute),
+        ``duckdb:///ABS/PATH`` or ``duckdb:////ABS/PATH`` (absolute, as ``file:///`` URLs
+        are) or ``duckdb:REL/PATH`` (relative). ``duckdb:///x`` once meant the relative
+        ``x``: where that reading finds a database and the absolute one finds nothing, the
+        value is refused rather than a new empty database made beside the user's.
+        """
         if value is None:
             value = os.environ.get(ENV_VAR) or DEFAULT_PATH
         text = os.fspath(value).strip()
         if not text:
             raise ConfigurationError(
-                "the database URL is empty; pass --db PATH, duckdb:///PATH or postgresql://..."
+                f"the database URL is empty; pass --db PATH, {_SPELLINGS} or postgresql://..."
             )
         if text.startswith(("postgresql://", "postgres://")):
             return cls("postgres", dsn=text)
-        if text.startswith("duckdb://"):
-            rest = text.removeprefix("duckdb://")
-            if not rest.startswith("/"):
-                raise ConfigurationError(
-                    f"cannot read {text!r}: write duckdb:///relative/path or duckdb:////abs/path"
-                )
-            rest = rest[1:]
-            if not rest:
-                raise ConfigurationError(f"{text!r} names no file; write duckdb:///PATH")
-            text = rest
-        if "://" in text:
+        if text.startswith(_SCHEME):
+            text = _duckdb_path(text)
+        elif "://" in text:
             scheme = text.split("://", 1)[0]
             raise ConfigurationError(
                 f"unsupported database scheme {scheme!r} in {text!r}; "
-                "use a DuckDB file path, duckdb:///PATH or postgresql://..."
+                f"use a DuckDB file path, {_SPELLINGS} or postgresql://..."
             )
         if text == ":memory:":
             return cls("duckdb", path=None)
@@ -93,6 +95,39 @@ class DatabaseURL:
         if self.dsn is not None:
             return _redact(self.dsn)
         return ":memory:" if self.path is None else str(self.path)
+
+
+def _duckdb_path(url: str) -> str:
+    """The path a ``duckdb:`` URL names (see ``DatabaseURL.parse``)."""
+    rest = url.removeprefix(_SCHEME)
+    slashes = len(rest) - len(rest.lstrip("/"))
+    if slashes == 2:  # duckdb://host/...: a file has no host
+        raise ConfigurationError(
+            f"cannot read {url!r}: a DuckDB URL names no host; write {_SPELLINGS}"
+        )
+    if slashes > 2:
+        rest = "/" + rest.lstrip("/")
+    if rest.strip("/") == "":
+        raise ConfigurationError(f"{url!r} names no file; write {_SPELLINGS}")
+    if rest == "/:memory:":
+        return ":memory:"
+    if slashes == 3:  # once read as a relative path
+        _refuse_the_old_reading(url, Path(rest))
+    return rest
+
+
+def _refuse_the_old_reading(url: str, absolute: Path) -> None:
+    """``duckdb:///x`` meant the relative ``x`` in earlier versions: when only that file
+    exists, the user means it, and creating an empty ``/x`` would hide their data."""
+    relative = Path(str(absolute).lstrip("/"))
+    if absolute.exists() or not relative.exists():
+        return
+    raise ConfigurationError(
+        f"{url} names the absolute path {absolute}, which does not exist, while {relative} "
+        f"exists under the current folder ({Path.cwd()}); write duckdb:{relative} (or "
+        f"{relative}) for that database, or duckdb:///{absolute} (or {absolute}) for a new "
+        "one at the absolute path"
+    )
 
 
 def _redact(dsn: str) -> str:

@@ -13,14 +13,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from egregora.backends import is_driver_error
-from egregora.errors import EgregoraError
+from egregora.backends import BACKENDS, is_driver_error
+from egregora.backends.base import NO_ROOM
+from egregora.errors import DiskFullError, EgregoraError, disk_full
 
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="DuckDB file path, duckdb:///PATH or postgresql://... "
+        help="DuckDB file path (duckdb:///ABS/PATH, duckdb:REL/PATH) or postgresql://... "
         "(default: $EGREGORA_DB, else .egregora/egregora.duckdb)",
         show_default=False,
     ),
@@ -61,6 +62,9 @@ def reported_errors(as_json: bool) -> Iterator[None]:
     except EgregoraError as exc:
         fail(str(exc), code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
     except Exception as exc:
+        full = _disk_full(exc)
+        if full is not None:
+            fail(str(full), code=full.exit_code, as_json=as_json, kind=type(full).__name__)
         if not is_driver_error(exc) or os.environ.get("EGREGORA_DEBUG"):
             raise
         fail(
@@ -69,3 +73,15 @@ def reported_errors(as_json: bool) -> Iterator[None]:
             as_json=as_json,
             kind=type(exc).__name__,
         )
+
+
+def _disk_full(exc: Exception) -> DiskFullError | None:
+    """A full disk or quota met outside the code that names it (a file written, a driver's
+    error no store translated) is still named as such, in one line."""
+    if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+        return disk_full(exc.filename or "the file being written", OSError(exc.errno, exc.strerror))
+    for backend in BACKENDS.values():
+        full = backend.disk_full(exc)
+        if full is not None:
+            return full
+    return None

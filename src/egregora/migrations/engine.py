@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 
 from egregora.ddl.diff import Difference, diff_schemas
 from egregora.ddl.fingerprint import fingerprint
-from egregora.errors import EditedMigrationError, MigrationError, UnknownMigrationError
+from egregora.errors import (
+    DiskFullError,
+    EditedMigrationError,
+    MigrationError,
+    UnknownMigrationError,
+)
 from egregora.migrations.context import MigrationContext
 from egregora.migrations.executor import DryRunExecutor, Executor
 from egregora.migrations.ledger import AppliedMigration, existing_tables, read_ledger, record
@@ -216,8 +221,8 @@ def _apply(
         executor.commit()
     except BaseException as exc:
         executor.rollback()
-        if isinstance(exc, MigrationError):
-            raise
+        if isinstance(exc, MigrationError | DiskFullError):
+            raise  # a full disk is named as such: its fix is room, not the migration
         if not isinstance(exc, Exception):
             raise
         cause = " ".join(str(exc).split()) or type(exc).__name__

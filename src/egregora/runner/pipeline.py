@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from egregora.errors import EgregoraError
 from egregora.etl import ingest_export
 from egregora.etl.ingest import IngestResult
 from egregora.etl.parse import DateOrder
@@ -147,8 +148,9 @@ def run_pipeline(
             tasks_waiting=len(queue.active(TASK_TYPES)),
             workers=describe_workers(store, options.workers),
         )
+        store.checkpoint()  # the run succeeds only once its writes are in the database file
     except BaseException as exc:
-        runs.fail(run_id, exc)
+        _record_failure(runs, run_id, exc)
         raise
     runs.finish(
         run_id,
@@ -157,6 +159,16 @@ def run_pipeline(
         attrs={"summary": summary.summary(), "thread_id": ingested.thread_id},
     )
     return summary
+
+
+def _record_failure(runs: RunStore, run_id: str, exc: BaseException) -> None:
+    """Mark the run failed with ``exc``. A database that cannot record it (its disk is full,
+    so DuckDB invalidated it) leaves the run `running` until the next look at the runs marks
+    it stale; ``exc`` is what went wrong, so it is the error raised, with this one noted."""
+    try:
+        runs.fail(run_id, exc)
+    except EgregoraError as unrecorded:
+        exc.add_note(f"the run {run_id} could not be recorded as failed: {unrecorded}")
 
 
 def _ingest_and_plan(

@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from egregora.backends import Backend, DatabaseURL, Executor
 from egregora.ddl.render import Dialect, table_ref
-from egregora.errors import DatabaseError, SchemaError, UnsupportedBackendError
+from egregora.errors import DatabaseError, EgregoraError, SchemaError, UnsupportedBackendError
 from egregora.migrations.engine import MigrateResult, migrate
 from egregora.storage.batch_sql import key_of
 from egregora.storage.checks import Mode
@@ -45,6 +45,7 @@ class Storage:
         self._tables: dict[str, ir.Table] = {}  # typed tables, checked once against the catalog
         self._rendered: dict[int, tuple[exp.Expr, str]] = {}  # by ``prepared``
         self._scratch: duckdb.DuckDBPyConnection | None = None
+        self._closed = False
         self.documents = Documents(self)
 
     # -- opening and closing ------------------------------------------------------------------
@@ -74,11 +75,28 @@ class Storage:
         return cls(backend, parsed, read_only)
 
     def close(self) -> None:
+        """Close the store, first making what it wrote durable (``checkpoint``): a full disk
+        raises DiskFullError, and the store is closed all the same."""
+        with self._lock:
+            try:
+                if not self.read_only and not self._closed:
+                    self.checkpoint()
+            finally:
+                self._disconnect()
+
+    def _disconnect(self) -> None:
         with self._lock:
             if self._scratch is not None:
                 self._scratch.close()
                 self._scratch = None
             self.ibis.disconnect()
+            self._closed = True
+
+    def checkpoint(self) -> None:
+        """Make every committed write durable in the database itself, so that nothing is
+        reported stored that is not; DiskFullError when the disk cannot hold it."""
+        with self._lock, self._room_checked():
+            self.engine.checkpoint(self.con, self.url)
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB, opened on first use and closed with the store, where
@@ -98,7 +116,10 @@ class Storage:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        if value is None:
+            self.close()
+        else:  # the block's error is the one to report; nothing is reported stored
+            self._disconnect()
 
     @property
     def con(self) -> Any:
@@ -125,7 +146,10 @@ class Storage:
             if cached is not None:
                 return cached
             try:
-                table = self.ibis.table(name)
+                with self._room_checked():
+                    table = self.ibis.table(name)
+            except EgregoraError:
+                raise
             except Exception as exc:
                 raise SchemaError(
                     f"{self.url} has no table {name!r}; run `egregora db migrate --db {self.url}`"
@@ -146,7 +170,7 @@ class Storage:
 
     def execute(self, expr: ir.Expr) -> Any:
         """Run an expression under the storage lock (safe beside other threads' writes)."""
-        with self._lock:
+        with self._lock, self._room_checked():
             return expr.execute()
 
     def query(
@@ -157,7 +181,7 @@ class Storage:
         For hot lookups where compiling an Ibis expression per call would cost more than the
         query itself; the statement is built once, values are always parameters.
         """
-        with self._lock:
+        with self._lock, self._room_checked():
             return self.engine.run(self.con, self.prepared(statement), parameters)
 
     def change(
@@ -182,14 +206,14 @@ class Storage:
             return self.engine.affected(self.con, self.prepared(statement), parameters)
 
     def to_pyarrow(self, expr: ir.Expr) -> Any:
-        with self._lock:
+        with self._lock, self._room_checked():
             return expr.to_pyarrow()
 
     @contextmanager
     def uploaded(self, data: pa.Table) -> Iterator[ir.Table]:
         """``data`` as a table this store's queries can join while the block runs: read where
         it lies on an engine that scans Arrow, else bulk-loaded into a temporary table."""
-        with self._lock, uploaded(self, data) as table:
+        with self._lock, self._room_checked(), uploaded(self, data) as table:
             yield table
 
     # -- statements -----------------------------------------------------------------------------
@@ -213,11 +237,13 @@ class Storage:
         self, statement: str | exp.Expr, parameters: Sequence[Any] = ()
     ) -> list[tuple[Any, ...]]:
         """Run one statement as it is (callers hold the lock); its rows."""
-        return self.engine.run(self.con, self.sql(statement), parameters)
+        with self._room_checked():
+            return self.engine.run(self.con, self.sql(statement), parameters)
 
     def affected(self, statement: str | exp.Expr, parameters: Sequence[Any] = ()) -> int:
         """Run one INSERT, UPDATE or DELETE (callers hold the lock); the rows it changed."""
-        return self.engine.affected(self.con, self.sql(statement), parameters)
+        with self._room_checked():
+            return self.engine.affected(self.con, self.sql(statement), parameters)
 
     @contextmanager
     def _refused(self, what: str, done: str) -> Iterator[None]:
@@ -229,11 +255,27 @@ class Storage:
                 raise
             raise self.failed(what, done, exc) from exc
 
-    def failed(self, what: str, done: str, exc: BaseException) -> DatabaseError:
+    def failed(self, what: str, done: str, exc: BaseException) -> EgregoraError:
+        """The error a driver's refusal of ``what`` becomes: a full disk is named as such."""
+        full = self.engine.disk_full(exc, self.con, self.url)
+        if full is not None:
+            return full
         cause = " ".join(str(exc).split())
         return DatabaseError(
             f"{what} failed and was rolled back, nothing was {done}: {type(exc).__name__}: {cause}"
         )
+
+    @contextmanager
+    def _room_checked(self) -> Iterator[None]:
+        """A driver's error caused by a full disk (or following one) becomes DiskFullError;
+        the engine tells which errors those are."""
+        try:
+            yield
+        except Exception as exc:
+            full = self.engine.disk_full(exc, self.con, self.url)
+            if full is None:
+                raise
+            raise full from exc
 
     # -- writing --------------------------------------------------------------------------------
     @contextmanager
@@ -272,7 +314,7 @@ class Storage:
         adds new keys and replaces rows whose primary key exists. Returns the rows written
         (an upserted row identical to the stored one is not rewritten and not counted).
         """
-        with self._lock:  # an Ibis input may read this very connection
+        with self._lock, self._room_checked():  # an Ibis input may read this very connection
             return write_batch(self, name, data, mode)
 
     def delete(self, name: str, where: Callable[[ir.Table], ir.BooleanValue]) -> int:
