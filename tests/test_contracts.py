@@ -131,6 +131,8 @@ def test_importing_egregora_leaves_pyarrow_time_zones_alone() -> None:
         "import os, pyarrow as pa\n"
         "from datetime import datetime, timedelta, timezone\n"
         "import egregora.storage\n"
+        "from egregora.contracts import contract_for\n"
+        "contract_for('messages')\n"
         "value = datetime(2026, 1, 5, 11, 30, tzinfo=timezone(timedelta(hours=2)))\n"
         "stored = pa.array([value]).cast(pa.int64())[0].as_py()\n"
         "print(os.environ.get('PYARROW_IGNORE_TIMEZONE'), stored == int(value.timestamp() * 1e6))\n"

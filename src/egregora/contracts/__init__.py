@@ -1,17 +1,23 @@
-"""Pandera contracts derived from the catalog, and the readable reports they produce."""
+"""Pandera contracts derived from the catalog, and the readable reports they produce.
 
-import os
+``Contract`` and ``contract_for`` load pandera (and pandas) on first use only: a write that
+breaks no rule never needs them, and they cost an ingest 60 MB of memory and every command
+their import time.
+"""
 
-# Importing pandera sets PYARROW_IGNORE_TIMEZONE=1 for the whole process, after which pyarrow
-# converts zone-aware datetimes by their wall-clock time (moving the instant). Put it back.
-_SAVED = os.environ.get("PYARROW_IGNORE_TIMEZONE")
+from typing import TYPE_CHECKING, Any
 
-from egregora.contracts.contract import Contract, contract_for  # noqa: E402
-from egregora.contracts.report import ContractReport, RuleFailure  # noqa: E402
+from egregora.contracts.report import ContractReport, RuleFailure, not_null_rule
 
-if _SAVED is None:
-    os.environ.pop("PYARROW_IGNORE_TIMEZONE", None)
-else:
-    os.environ["PYARROW_IGNORE_TIMEZONE"] = _SAVED
+if TYPE_CHECKING:
+    from egregora.contracts.contract import Contract, contract_for
 
-__all__ = ["Contract", "ContractReport", "RuleFailure", "contract_for"]
+__all__ = ["Contract", "ContractReport", "RuleFailure", "contract_for", "not_null_rule"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Contract", "contract_for"):
+        from egregora.contracts import contract
+
+        return getattr(contract, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

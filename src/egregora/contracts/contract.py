@@ -9,6 +9,7 @@ report lines written here, by :meth:`Contract.failure`, so both read alike.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -16,14 +17,25 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pandera.ibis as pa
-from pandera.errors import SchemaError, SchemaErrors
 
-import egregora.contracts.dtypes  # noqa: F401  (registers JSON and array dtypes with pandera)
-from egregora.contracts.report import ContractReport, RuleFailure
 from egregora.errors import ContractViolation
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import ForeignKey, Table, Unique
+
+# Importing pandera sets PYARROW_IGNORE_TIMEZONE=1 for the whole process, after which pyarrow
+# converts zone-aware datetimes by their wall-clock time (moving the instant). Put it back.
+_SAVED = os.environ.get("PYARROW_IGNORE_TIMEZONE")
+
+import pandera.ibis as pa  # noqa: E402
+from pandera.errors import SchemaError, SchemaErrors  # noqa: E402
+
+import egregora.contracts.dtypes  # noqa: E402, F401  (registers JSON and array dtypes with pandera)
+from egregora.contracts.report import ContractReport, RuleFailure, not_null_rule  # noqa: E402
+
+if _SAVED is None:
+    os.environ.pop("PYARROW_IGNORE_TIMEZONE", None)
+else:
+    os.environ["PYARROW_IGNORE_TIMEZONE"] = _SAVED
 
 Predicate = Callable[[ir.Table], ir.BooleanValue]
 
@@ -111,7 +123,7 @@ class Contract:
         return [*nulls, *(c.name for c in self.checks()), *fks]
 
     def not_null_rule(self, column: str) -> str:
-        return f"{self.table.name}_{column}_not_null"
+        return not_null_rule(self.table.name, column)
 
     def pandera_schema(self, parents: Mapping[str, ir.Table] | None = None) -> pa.DataFrameSchema:
         columns = {

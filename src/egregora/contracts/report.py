@@ -69,3 +69,8 @@ class ContractReport:
             "fix the rows below (nothing was written)"
         )
         return "\n".join([head, *(f"  - {f}" for f in self.failures)])
+
+
+def not_null_rule(table: str, column: str) -> str:
+    """The name of the rule that ``table.column`` holds a value (a NOT NULL column)."""
+    return f"{table}_{column}_not_null"

@@ -114,7 +114,7 @@ class MediaFile:
         return b"".join(self.chunks())
 
 
-@dataclass(frozen=True)
+@dataclass
 class Export:
     """The chat text, the chat's name as the export gives it, and the media files (read
     through the archive, open until ``close``)."""
@@ -128,6 +128,12 @@ class Export:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+    def take_text(self) -> bytes:
+        """The chat text, handed over: the export lets go of it (``text`` is empty after), so
+        a large chat's text is freed as soon as it is parsed, not held through the writes."""
+        text, self.text = self.text, b""
+        return text
 
     def __enter__(self) -> Export:
         return self
@@ -301,9 +307,12 @@ def is_utf8(data: bytes) -> bool:
 
 
 def utf8_array(data: bytes) -> pa.Array | None:
-    """``data`` as a one-element Arrow string array, or None when it is not valid UTF-8."""
-    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
-    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    """``data`` as a one-element Arrow string array (``large_string`` only when it holds 2 GiB
+    or more), or None when it is not valid UTF-8. The bytes are not copied."""
+    small = len(data) < 1 << 31
+    kind, width = (pa.string(), pa.int32()) if small else (pa.large_string(), pa.int64())
+    offsets = pa.array([0, len(data)], width).buffers()[1]
+    whole = pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(data)])
     try:
         whole.validate(full=True)
     except pa.ArrowInvalid:

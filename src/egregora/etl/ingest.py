@@ -131,7 +131,7 @@ def _ingest(
     names: Pseudonyms,
 ) -> IngestResult:
     say("parsing messages")
-    entries = parse_export(export.text, name=str(path), date_order=date_order)
+    entries = parse_export(export.take_text(), name=str(path), date_order=date_order)
     _let_go()
     chat_name = thread or export.chat_name
     thread_id = thread_slug(chat_name)

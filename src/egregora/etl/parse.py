@@ -75,10 +75,9 @@ WHITESPACE = (
 _SPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"  # for RE2
 _CLOSER_LOOK = ENCRYPTION_START + f"|:{_SPACE}*$"
 _SEPARATOR = ": "  # between the author and the text
-_SLICE = 200_000  # entries read together; slices are read on every core
+_SLICE = 50_000  # entries read together; slices are read on every core
 _WORKERS = min(os.cpu_count() or 1, 4)
 _T = TypeVar("_T")
-_LARGE = 1 << 31  # Arrow's plain strings hold less than this many bytes per array
 
 
 class ExportFormatError(EgregoraError):
@@ -111,7 +110,9 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ConfigurationError(f"--date-order must be dmy or mdy, not {date_order!r}")
     lines, odd = _lines(text.encode() if isinstance(text, str) else text, name)
+    del text  # split into lines: a caller that handed the text over has it freed now
     header, fixed = _layout(lines)
+    pa.default_memory_pool().release_unused()
     found = _on_every_core(lambda part: pc.extract_regex(part, header), lines)
     closes = pc.struct_field(found, "close")
     consistent = pc.equal(
@@ -121,11 +122,16 @@ def parse_export(text: str | bytes, *, name: str, date_order: DateOrder | None =
     headers = pc.indices_nonzero(is_header)
     _check_start(lines, headers, name)
     fields = found.take(headers)
+    pa.default_memory_pool().release_unused()
     order, guessed = (fixed, False) if fixed else _date_order(fields, name, date_order)
     stamps = _stamps(fields, order, name)
-    rests = _rests(lines.take(headers), pc.struct_field(fields, "close"))
+    closes = pc.struct_field(fields, "close")
+
+    def rests(start: int, count: int) -> pa.Array:
+        return _rests(lines.take(headers.slice(start, count)), closes.slice(start, count))
+
     continued = _continuations(lines, is_header, headers, name)
-    classes = _classify_all(rests, continued, odd.take(headers))
+    classes = _classify_all(rests, len(headers), continued, odd.take(headers))
     return Entries(
         local_times=stamps.cast(pa.timestamp("us")),
         stamps=stamps,
@@ -144,9 +150,7 @@ def _lines(data: bytes, name: str) -> tuple[pa.Array, pa.Array]:
     whole = utf8_array(data)
     if whole is None:
         raise ExportFormatError(f"{name} is not UTF-8 text; export the chat again")
-    lines = pc.split_pattern(whole, "\n").flatten()
-    if len(data) < _LARGE:
-        lines = lines.cast(pa.string())
+    lines = pc.split_pattern(whole, "\n").flatten()  # plain strings below 2 GiB: no copy
     _check_lengths(lines, name)
     odd = pc.match_substring_regex(lines, ODD_CHARACTERS)
     if pc.any(odd).as_py():
@@ -412,16 +416,22 @@ class _Classes(NamedTuple):
     omitted_media: pa.Array
 
 
-def _classify_all(rests: pa.Array, continued: dict[int, str], cleaned: pa.Array) -> _Classes:
-    """Kind, author, text and attachment of every entry, read in slices on every core (Arrow's
-    kernels let go of the interpreter), then the names that only ever send notices."""
-    own: list[dict[int, str]] = [{} for _ in range(0, len(rests), _SLICE)]
+def _classify_all(
+    rests: Callable[[int, int], pa.Array], count: int, continued: dict[int, str], cleaned: pa.Array
+) -> _Classes:
+    """Kind, author, text and attachment of each of ``count`` entries, read in slices on every
+    core (Arrow's kernels let go of the interpreter), then the names that only ever send
+    notices. ``rests(start, count)`` gives a slice's text after the headers: made slice by
+    slice, so the copies a slice's reading makes never exist for the whole file at once."""
+    own: list[dict[int, str]] = [{} for _ in range(0, count, _SLICE)]
     for row, more in continued.items():
         own[row // _SLICE][row % _SLICE] = more
 
     def read(part: int) -> list[pa.Array]:
         start = part * _SLICE
-        return _read(rests.slice(start, _SLICE), own[part], cleaned.slice(start, _SLICE))
+        out = _read(rests(start, _SLICE), own[part], cleaned.slice(start, _SLICE))
+        pa.default_memory_pool().release_unused()
+        return out
 
     parts = _in_parallel(read, len(own))
     *classes, marked_read = (pa.concat_arrays([p[i] for p in parts]) for i in range(7))

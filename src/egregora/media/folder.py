@@ -15,6 +15,7 @@ names this module never writes, are never looked at.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from egregora.drafts import abandoned_drafts, draft_prefix, is_abandoned
+from egregora.errors import disk_full
 from egregora.media.model import MediaBytes
 
 JOURNAL = ".pending-"
@@ -76,6 +78,11 @@ def store_files(folder: Path, files: Sequence[MediaBytes]) -> Stored:
                 stored.created.append(target)
             finally:
                 Path(draft).unlink(missing_ok=True)
+    except OSError as exc:
+        stored.undo()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(folder, exc) from exc
+        raise
     except BaseException:
         stored.undo()
         raise

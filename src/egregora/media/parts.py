@@ -13,10 +13,14 @@ import pyarrow as pa
 
 from egregora.media import statements as sql
 from egregora.media.model import MediaBytes, part_count
-from egregora.schema.tables.media import MEDIA_PARTS
+from egregora.schema.tables.media import MEDIA_PART_BYTES, MEDIA_PARTS
 from egregora.storage.store import Storage
 
-WRITE_PARTS = 4  # parts per validated write (16 MiB): few writes, bounded memory
+# A validated write takes parts until they hold this many bytes (four whole parts), so memory
+# stays bounded and an export of many small files is a few writes, not one per file (each
+# write's staged table holds a lock until the ingest commits: PostgreSQL ran out of lock
+# space at 16,000 files written four parts at a time).
+WRITE_BYTES = 4 * MEDIA_PART_BYTES
 READ_PARTS = 8  # parts per fetch when a file is read back
 
 
@@ -42,7 +46,7 @@ def write_parts(store: Storage, files: Sequence[MediaBytes]) -> int:
     of its own); return how many parts were written. A file already whole writes nothing."""
     seen: set[str] = set()
     batch: list[tuple[str, int, bytes]] = []
-    written = 0
+    size = written = 0
     with store.transaction():
         stored = stored_parts(store, (f.digest for f in files))
         for file in files:
@@ -56,9 +60,10 @@ def write_parts(store: Storage, files: Sequence[MediaBytes]) -> int:
                 if have.get(part) == len(chunk):
                     continue
                 batch.append((file.digest, part, chunk))
-                if len(batch) == WRITE_PARTS:
+                size += len(chunk)
+                if size >= WRITE_BYTES:
                     written += _write(store, batch)
-                    batch = []
+                    batch, size = [], 0
         if batch:
             written += _write(store, batch)
     return written
