@@ -14,6 +14,7 @@ import pyarrow as pa
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
+from benchmarks.archive import EtlArchiveEntries
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.databases import Databases
 from benchmarks.etl import EtlIngest
@@ -221,4 +222,5 @@ CASES: dict[str, Callable[[pa.Table, Databases], Benchmark]] = {
     EtlIngest.name: EtlIngest,
     RunnerRun.name: RunnerRun,
     RunWorkers.name: RunWorkers,
+    EtlArchiveEntries.name: EtlArchiveEntries,
 }

@@ -27,8 +27,9 @@ from egregora.backends import DatabaseURL
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900  # a budget for a stuck run, not a speed limit
 TAIL = 6_000  # characters of the run's stderr shown when it fails
-# The storage, services, one-row, git, runner and workers cases: with --db postgresql://... they
-# run on the server; the others run on DuckDB whatever --db names (their duckdb_only says why).
+# The storage, services, one-row, git, runner, workers and archive cases: with --db
+# postgresql://... they run on the server; the others run on DuckDB whatever --db names (their
+# duckdb_only says why).
 POSTGRES_CASES = (
     "write_messages_validated",
     "documents_posts_by_author",
@@ -47,6 +48,7 @@ POSTGRES_CASES = (
     "claim_complete",
     "runner_run",
     "run_workers",
+    "etl_archive_entries",
 )
 POSTGRES_REPEATS = 2  # both orders (case first, then baseline first), in about two minutes
 
