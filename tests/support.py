@@ -6,7 +6,8 @@ import itertools
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,24 @@ def mkdocs_build(site: Path, out: Path) -> list[Path]:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return sorted(out.rglob("*.html"))
+
+
+@contextmanager
+def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted with ``options`` (``size=32m``, ``ro,size=1m``) on the folder ``where``
+    for the block, to make a disk full or read-only for real; unmounted afterwards. Skips the
+    test with the reason where mounting is not permitted (it needs root)."""
+    import pytest
+
+    where.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here: a tmpfs is needed to make a disk full or read-only")
+    args = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.strip() or f"exit {done.returncode}"
+        pytest.skip(f"mounting a tmpfs is not permitted here ({reason}); it needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=True)

@@ -16,6 +16,7 @@ import pytest
 from egregora.backends import DatabaseURL
 from egregora.errors import ConfigurationError
 from egregora.runner.demo import TIMEZONE, sample_export
+from tests.support import mounted_tmpfs
 
 # Every command that opens (and creates) a DuckDB file for writing, as it is typed.
 OPENING = {
@@ -147,17 +148,8 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
         folder.chmod(0o755)
         return
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"running as root and cannot mount a read-only folder: {mounted.stderr}")
-    try:
+    with mounted_tmpfs(folder, "ro,size=1m"):
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("name", OPENING)

@@ -32,7 +32,7 @@ from egregora.runs import RunStore
 from egregora.runs.model import Run
 from egregora.storage import Storage
 from tests.conftest import Place
-from tests.support import SHARED_KEY, copy_database
+from tests.support import SHARED_KEY, copy_database, mounted_tmpfs
 
 KiB, MiB = 1024, 1024 * 1024
 NO_SPACE = os.strerror(errno.ENOSPC)
@@ -63,21 +63,8 @@ class Disk:
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Disk]:
     """A 32 MiB tmpfs mounted for the test, unmounted afterwards."""
-    root = tmp_path / "disk"
-    root.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip(f"mounting a small disk needs root; these tests run as uid {os.geteuid()}")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(root)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small disk here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "size=32m") as root:
         yield Disk(root, root / "filler")
-    finally:
-        subprocess.run(["umount", "--lazy", str(root)], check=True)
 
 
 def egregora(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,16 +10,17 @@ cause is gone, writes the same site a roomy disk gets.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import markdown  # type: ignore[import-untyped]
@@ -31,6 +32,7 @@ from egregora.runner import RunOptions, run_pipeline
 from egregora.runner.site import MANIFEST, SHOWN_LENGTH, media_file, shown_name
 from egregora.storage import Storage
 from tests.conftest import Demo, Place
+from tests.support import mounted_tmpfs
 
 TZ = "America/Sao_Paulo"
 HEADING = "\n# Heading\n<script>"
@@ -111,24 +113,14 @@ def build(demo: Demo, site: Path) -> None:
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Mounts a tmpfs with the given options on a fresh folder; unmounted afterwards. Skips
     with the reason where mounting is not permitted (it needs root)."""
-    mounted: list[Path] = []
+    numbers = itertools.count()
+    with ExitStack() as mounts:
 
-    def mount(options: str) -> Path:
-        where = tmp_path / f"tmpfs-{len(mounted)}"
-        where.mkdir()
-        if shutil.which("mount") is None:
-            pytest.skip("no mount command here: a tmpfs is needed to make a disk full or read-only")
-        args = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            reason = done.stderr.strip() or f"exit {done.returncode}"
-            pytest.skip(f"mounting a tmpfs is not permitted here ({reason}); it needs root")
-        mounted.append(where)
-        return where
+        def mount(options: str) -> Path:
+            where = tmp_path / f"tmpfs-{next(numbers)}"
+            return mounts.enter_context(mounted_tmpfs(where, options))
 
-    yield mount
-    for where in reversed(mounted):
-        subprocess.run(["umount", str(where)], check=True)
+        yield mount
 
 
 # -- published names -----------------------------------------------------------------------------
