@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "contracts": {"schema", "errors"},
     "ddl": {"schema"},
-    "backends": {"schema", "ddl", "errors"},  # one object per engine, below everything that talks
+    # one object per engine, below everything that talks
+    "backends": {"schema", "ddl", "errors", "drafts"},
     "migrations": {
         "schema",
         "ddl",

@@ -29,6 +29,7 @@ from egregora.backends.url import DatabaseURL
 from egregora.ddl.diff import Difference, diff_schemas, label_constraints
 from egregora.ddl.introspect import LiveColumn, LiveConstraint, LiveIndex, LiveSchema, LiveTable
 from egregora.ddl.render import Dialect, catalog_statements
+from egregora.drafts import process_alive
 from egregora.errors import (
     ConfigurationError,
     DatabaseError,
@@ -182,18 +183,8 @@ def _remove_abandoned_drafts(path: Path) -> None:
     """Drafts left by a creating process that died (ours only: never a user's database)."""
     for draft in path.parent.glob(f".{path.name}{_DRAFT}*"):
         pid = draft.name.rsplit(_DRAFT, 1)[1].removesuffix(".wal")
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             draft.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _explain_open_error(path: Path, exc: duckdb.Error) -> EgregoraError | None:
