@@ -29,6 +29,7 @@ from egregora.media import (
     MissingMediaError,
 )
 from egregora.runner import RunOptions, run_pipeline
+from egregora.runner.publish import build_site
 from egregora.runner.site import media_file
 from egregora.storage import Storage
 from tests.conftest import Place
@@ -310,3 +311,53 @@ def test_the_site_holds_every_media_file_byte_for_byte(
             run_pipeline(store, export, RunOptions(tz=TZ, site=elsewhere / "site"))
         assert published(elsewhere / "site") == FILES
         assert not (elsewhere / ".egregora").exists() and not place.files.exists()
+
+
+def test_the_site_streams_media_and_reads_none_that_are_in_place(
+    tmp_path: Path, place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site's videos are copied a chunk at a time, and a site written again reads no media
+    file whose bytes are already there (a chat's gigabytes of video are not read each run)."""
+    export = export_with_media(tmp_path)
+    site = tmp_path / "site"
+    sizes: list[int] = []
+    real = MediaFiles.chunks
+
+    def counted(self: MediaFiles, row: Row) -> Iterator[bytes]:
+        for chunk in real(self, row):
+            sizes.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(MediaFiles, "chunks", counted)
+    with Storage.open(str(place)) as store:
+        run_pipeline(store, export, RunOptions(tz=TZ, site=site))
+        assert sum(sizes) == sum(map(len, FILES.values()))
+        assert max(sizes) <= MEDIA_PART_BYTES  # the 9 MiB video never in one piece
+        sizes.clear()
+        run_pipeline(store, export, RunOptions(tz=TZ, site=site))
+    assert sizes == []
+
+
+def test_damaged_bytes_never_reach_the_site(tmp_path: Path, place: Place) -> None:
+    """Bytes that are not the ones a document records stop the site's write of that file
+    before it is renamed into place: no damaged video is published, no draft is left."""
+    export = export_with_media(tmp_path)
+    site = tmp_path / "site"
+    with Storage.open(str(place)) as store:
+        run_pipeline(store, export, RunOptions(tz=TZ))  # planned, no site yet
+        video = video_document(store)
+        # (A run would restore them from its export: the site is built from the database.)
+        if keeps_in_database(place):
+            store.update(
+                "UPDATE media_parts SET content = ? WHERE digest = ? AND part = ?",
+                [b"\x01" * (1 << 20), video["source_checksum"], 2],  # same length, other bytes
+            )
+            expected = "do not have the SHA-256"
+        else:
+            (place.files / json.loads(video["extensions"])["path"]).unlink()
+            expected = "is missing from"
+        with pytest.raises(MissingMediaError, match=expected):
+            build_site(store, site)
+    published = site / "docs" / "media" / media_file(video)
+    assert not published.exists()
+    assert not [p for p in site.rglob(".draft-*")]

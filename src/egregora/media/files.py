@@ -13,6 +13,7 @@ from egregora.errors import ConfigurationError
 from egregora.media import parts
 from egregora.media.folder import store_files, sweep
 from egregora.media.model import (
+    CHUNK,
     IN_DATABASE,
     MEDIA_FOLDER,
     MediaBytes,
@@ -135,16 +136,24 @@ class MediaFiles:
 
     # -- reading ------------------------------------------------------------------------------
     def read(self, row: Mapping[str, Any]) -> bytes:
-        """The bytes of the media document ``row`` (with its ``id``, ``filename``,
-        ``source_checksum`` and ``extensions``), from wherever the document says they are.
+        """The whole file of the media document ``row``: see ``chunks``."""
+        return b"".join(self.chunks(row))
 
-        Bytes from the database are checked against the document's size and SHA-256; a
-        missing or damaged file raises MissingMediaError naming the document and the fix.
+    def chunks(self, row: Mapping[str, Any]) -> Iterator[bytes]:
+        """The bytes of the media document ``row`` (with its ``id``, ``filename``,
+        ``source_checksum`` and ``extensions``), a chunk at a time, from wherever the document
+        says they are: a file is never held whole.
+
+        A missing file or part raises MissingMediaError naming the document and the fix before
+        the first chunk; bytes from the database are checked against the document's size and
+        SHA-256 as they pass, and a mismatch raises after the last chunk, before a caller that
+        writes them somewhere (a draft renamed into place) keeps them.
         """
         ext = _extensions(row)
         named = f"media document {row['id']} ({row.get('filename')})"
         if ext.get("stored") == IN_DATABASE:
-            return self._read_parts(row, ext, named)
+            yield from self._part_chunks(row, ext, named)
+            return
         path = self._path(ext.get("path"), self._folder())
         if path is None or not path.is_file():
             # Only a folder that new bytes go to is refilled by ingesting again.
@@ -153,36 +162,45 @@ class MediaFiles:
                 f"the file of {named} is missing from {self.folder}; restore that folder from "
                 f"a backup{again}"
             )
-        return path.read_bytes()
+        with path.open("rb") as file:
+            while chunk := file.read(CHUNK):
+                yield chunk
 
-    def _read_parts(self, row: Mapping[str, Any], ext: Mapping[str, Any], named: str) -> bytes:
+    def _part_chunks(
+        self, row: Mapping[str, Any], ext: Mapping[str, Any], named: str
+    ) -> Iterator[bytes]:
         digest, size = row.get("source_checksum"), ext.get("size_bytes")
         if not isinstance(digest, str) or not isinstance(size, int):
             raise MissingMediaError(
                 f"{named} says its bytes are in the database but names no digest and size "
                 "(source_checksum, extensions.size_bytes); ingest its export into a new database"
             )
-        content, missing = parts.read_parts(self.store, digest, part_count(size))
+        count = part_count(size)
+        missing = parts.missing_parts(self.store, digest, count)
         if missing:
             shown = ", ".join(map(str, missing[:5])) + (" and more" if len(missing) > 5 else "")
             raise MissingMediaError(
                 f"the bytes of {named} are missing from the database: part(s) {shown} of "
-                f"{part_count(size)} of digest {digest} in media_parts; ingest the export that "
-                "holds the file again, which stores the missing parts"
+                f"{count} of digest {digest} in media_parts; ingest the export that holds the "
+                "file again, which stores the missing parts"
             )
-        if len(content) != size:
+        hashed, length = hashlib.sha256(), 0
+        for chunk in parts.stream_parts(self.store, digest, count):
+            hashed.update(chunk)
+            length += len(chunk)
+            yield chunk
+        if length != size:
             raise MissingMediaError(
-                f"the bytes of {named} in the database are {len(content)} bytes, not the "
+                f"the bytes of {named} in the database are {length} bytes, not the "
                 f"{size} it records (media_parts, digest {digest}); ingest the export that "
                 "holds the file again, which rewrites the parts"
             )
-        if hashlib.sha256(content).hexdigest() != digest:
+        if hashed.hexdigest() != digest:
             raise MissingMediaError(
                 f"the bytes of {named} in the database do not have the SHA-256 it records "
                 f"({digest}): media_parts was changed outside egregora; restore the database "
                 "from a backup"
             )
-        return content
 
     # -- the folder ---------------------------------------------------------------------------
     def _folder(self) -> Path:

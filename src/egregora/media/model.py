@@ -19,6 +19,7 @@ from egregora.schema.tables.media import MEDIA_PART_BYTES
 MEDIA_FOLDER = "media"  # the folder's name beside a database, and the first part of a path
 IN_DATABASE = "database"  # ``extensions["stored"]`` of a document whose bytes are media_parts
 Chunks = Callable[[], Iterator[bytes]]  # reads a file's bytes from the start, in chunks
+CHUNK = 1 << 20  # bytes read at a time from a file in a media folder
 # A suffix kept in a stored file's name: short, plain letters and digits. Anything else (a
 # 300-character "suffix", a newline, a slash) would make a name some filesystem refuses.
 _SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")

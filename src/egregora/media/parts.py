@@ -7,7 +7,7 @@ few parts, whatever the file's size; a file's parts are read back a few at a tim
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -21,7 +21,7 @@ from egregora.storage.store import Storage
 # write's staged table holds a lock until the ingest commits: PostgreSQL ran out of lock
 # space at 16,000 files written four parts at a time).
 WRITE_BYTES = 4 * MEDIA_PART_BYTES
-READ_PARTS = 8  # parts per fetch when a file is read back
+READ_PARTS = 2  # parts per fetch when a file is read back (8 MiB: bounded memory)
 
 
 def stored_parts(store: Storage, digests: Iterable[str]) -> dict[str, dict[int, int]]:
@@ -82,18 +82,21 @@ def _write(store: Storage, batch: list[tuple[str, int, bytes]]) -> int:
     return len(batch)
 
 
-def read_parts(store: Storage, digest: str, count: int) -> tuple[bytes, list[int]]:
-    """The bytes of parts 0 to ``count - 1`` of ``digest`` in order, and the parts missing
-    (the bytes are whole only when none is)."""
-    content = bytearray()
-    missing: list[int] = []
+def missing_parts(store: Storage, digest: str, count: int) -> list[int]:
+    """The parts of 0 to ``count - 1`` of ``digest`` not stored (no bytes fetched)."""
+    stored = stored_parts(store, [digest]).get(digest, {})
+    return [part for part in range(count) if part not in stored]
+
+
+def stream_parts(store: Storage, digest: str, count: int) -> Iterator[bytes]:
+    """The bytes of parts 0 to ``count - 1`` of ``digest``, in order, a few parts fetched at a
+    time; stops at the first part missing (the caller checks the whole it got)."""
     for first in range(0, count, READ_PARTS):
         last = min(first + READ_PARTS, count)
-        rows = store.query(sql.PARTS, [digest, first, last])
-        found = {int(part): bytes(data) for part, data in rows}
+        found = {
+            int(part): bytes(data) for part, data in store.query(sql.PARTS, [digest, first, last])
+        }
         for part in range(first, last):
             if part not in found:
-                missing.append(part)
-            elif not missing:
-                content += found[part]
-    return bytes(content), missing
+                return
+            yield found.pop(part)

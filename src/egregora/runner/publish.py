@@ -9,7 +9,7 @@ label, site name and zone) is read back from that run's record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from egregora.runner.source import ThreadMessages
 from egregora.runs import RunStore
 from egregora.storage.store import Storage
 
-MediaReader = Callable[[Mapping[str, Any]], bytes]
+MediaReader = Callable[[Mapping[str, Any]], Iterator[bytes]]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class Published:
 
 
 def media_reader(store: Storage, media_dir: Path | None = None) -> MediaReader:
-    """A media document's bytes, wherever this database keeps them."""
-    return MediaFiles.of(store, media_dir).read
+    """A media document's bytes, a chunk at a time, wherever this database keeps them."""
+    return MediaFiles.of(store, media_dir).chunks
 
 
 def publish(

@@ -28,6 +28,7 @@ next write after the fix takes up where this one stopped.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -51,7 +52,21 @@ MANIFEST = ".egregora-site.json"
 SECTIONS = {"post": "posts", "journal": "journal", "profile": "profiles", "media": "media"}
 IMAGES = {"image"}
 Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
-Media = Callable[[Mapping[str, Any]], bytes]  # a media document's row -> the file's bytes
+# A media document's row -> the file's bytes, a chunk at a time (``MediaFiles.chunks``).
+Media = Callable[[Mapping[str, Any]], Iterator[bytes]]
+CHUNK = 1 << 20  # bytes of a file on disk hashed at a time
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A file's content known by its SHA-256 and read only when it is written, a chunk at a
+    time: a site's videos are never held in memory, and not read at all when in place."""
+
+    digest: str
+    chunks: Callable[[], Iterator[bytes]]
+
+
+Content = bytes | Streamed
 Shown = Callable[[str], str]  # a file's name as the export gave it -> as pages may show it
 
 # Documents a browser downloads or shows as themselves; with the export's media types (images,
@@ -112,7 +127,7 @@ def write_site(
     for row in docs["media"]:
         row["published"] = media_file(row)
         row["shown"] = shown_name(shown(row["filename"] or "")) or row["published"]
-    files: dict[str, bytes] = {"mkdocs.yml": _mkdocs(site_name)}
+    files: dict[str, Content] = {"mkdocs.yml": _mkdocs(site_name)}
     for row in docs["post"]:
         files[f"docs/posts/{row['slug']}.md"] = _post_page(row, docs["media"])
         files[f"docs/posts/{row['slug']}.png"] = card(row["title"], card_date(row["date"]))
@@ -123,7 +138,9 @@ def write_site(
     for row in docs["profile"]:
         files[f"docs/profiles/{row['subject_uuid']}.md"] = _profile_page(row)
     for row in docs["media"]:
-        files[f"docs/media/{row['published']}"] = media(row)
+        files[f"docs/media/{row['published']}"] = Streamed(
+            str(row["source_checksum"]), functools.partial(media, row)
+        )
     files.update(_indexes(site_name, docs))
     return _commit(folder, files)
 
@@ -369,11 +386,22 @@ def _mkdocs(site_name: str) -> bytes:
 
 
 # -- writing --------------------------------------------------------------------------------
-def _digest(content: bytes) -> str:
+def _digest(content: Content) -> str:
+    if isinstance(content, Streamed):
+        return content.digest
     return hashlib.sha256(content).hexdigest()
 
 
-def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
+def _file_digest(path: Path) -> str:
+    """The SHA-256 of the file at ``path``, read a chunk at a time."""
+    hashed = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            hashed.update(chunk)
+    return hashed.hexdigest()
+
+
+def _commit(folder: Path, files: Mapping[str, Content]) -> SiteResult:
     """Check every target first, then write the files that change, then the manifest.
 
     While files are being replaced the manifest lists each one's old and new hash, so a
@@ -401,17 +429,17 @@ def _commit(folder: Path, files: Mapping[str, bytes]) -> SiteResult:
 
 
 def _changes(
-    folder: Path, files: Mapping[str, bytes], known: Mapping[str, list[str]]
-) -> dict[str, bytes]:
+    folder: Path, files: Mapping[str, Content], known: Mapping[str, list[str]]
+) -> dict[str, Content]:
     """The files whose bytes change; refused whole if one of them is not egregora's to
     replace (not written by it, or edited since)."""
-    changes: dict[str, bytes] = {}
+    changes: dict[str, Content] = {}
     for relative, content in files.items():
         target = folder / PurePosixPath(relative)
         if not target.exists():
             changes[relative] = content
             continue
-        present = _digest(target.read_bytes())
+        present = _file_digest(target)
         if present == _digest(content):
             continue  # already there, as it would be written
         if present not in known.get(relative, ()):
@@ -436,7 +464,7 @@ def _remove_no_longer_made(
     under its old pseudonyms. An edited one is the user's now, and is left where it is."""
     for relative, written in known.items():
         target = folder / PurePosixPath(relative)
-        if relative not in made and target.is_file() and _digest(target.read_bytes()) in written:
+        if relative not in made and target.is_file() and _file_digest(target) in written:
             target.unlink()
 
 
@@ -515,7 +543,7 @@ def _save_manifest(path: Path, files: Mapping[str, list[str]]) -> None:
     _replace_file(path, (text + "\n").encode())
 
 
-def _replace_file(target: Path, content: bytes) -> None:
+def _replace_file(target: Path, content: Content) -> None:
     """Write ``target`` whole or not at all (a draft renamed over it): readers never see
     half a page. Only files egregora wrote, as its manifest says, are ever replaced. The
     draft names its writer's pid, so a later write knows whether it was abandoned."""
@@ -523,7 +551,11 @@ def _replace_file(target: Path, content: bytes) -> None:
     handle, draft = tempfile.mkstemp(dir=target.parent, prefix=draft_prefix())
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(content)
+            if isinstance(content, Streamed):
+                for chunk in content.chunks():  # a damaged file raises before the rename
+                    out.write(chunk)
+            else:
+                out.write(content)
         os.replace(draft, target)
     except BaseException:
         Path(draft).unlink(missing_ok=True)
