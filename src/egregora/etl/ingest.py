@@ -229,27 +229,28 @@ def event_ids(thread_id: str, entries: Entries) -> pa.Array:
         _field(entries.media_filenames),
         "0",
         _KEY_SEPARATOR,
-    ).cast(pa.binary())
-    # Hashed a slice at a time: a million keys as Python bytes at once cost 150 MB.
-    digests: list[bytes] = []
-    for start in range(0, len(keys), _HASHED_TOGETHER):
-        listed = keys.slice(start, _HASHED_TOGETHER).to_pylist()
-        digests += [digest.digest() for digest in map(_blake2b_128, listed)]
-    buffer = b"".join(digests)
-    repeats = _repeats(buffer, len(digests))
+    ).cast(pa.large_binary())
+    count = len(keys)
+    # Each key is hashed where Arrow holds it (a view of its bytes), and each digest appended
+    # to one buffer: a million keys and digests as Python objects cost 150 MB and left the
+    # heap fragmented for the write that follows.
+    _, ends_buffer, data_buffer = keys.buffers()
+    ends = memoryview(ends_buffer).cast("q")
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    digests = bytearray()
+    for row in range(count):
+        digests += _blake2b_128(data[ends[row] : ends[row + 1]]).digest()
+    repeats = _repeats(bytes(digests), count)
     for row, nth in repeats:  # the second identical entry counts 1, and so on
-        key = keys[row].as_py()
-        digests[row] = _blake2b_128(key[:-1] + str(nth).encode()).digest()
-    if repeats:
-        buffer = b"".join(digests)
+        key = bytes(data[ends[row] : ends[row + 1] - 1]) + str(nth).encode()
+        digests[row * 16 : (row + 1) * 16] = _blake2b_128(key).digest()
     # Every id is 32 hex digits: one buffer and fixed offsets, not a million Python objects.
-    offsets = pc.multiply(_counting(len(digests) + 1, 0), 32).cast(pa.int32()).buffers()[1]
-    data = pa.py_buffer(buffer.hex().encode("ascii"))
-    return pa.Array.from_buffers(pa.string(), len(digests), [None, offsets, data])
+    offsets = pc.multiply(_counting(count + 1, 0), 32).cast(pa.int32()).buffers()[1]
+    hexed = pa.py_buffer(digests.hex().encode("ascii"))
+    return pa.Array.from_buffers(pa.string(), count, [None, offsets, hexed])
 
 
 _blake2b_128 = functools.partial(hashlib.blake2b, digest_size=16)
-_HASHED_TOGETHER = 1 << 16
 
 
 def _repeats(digests: bytes, count: int) -> list[tuple[int, int]]:
