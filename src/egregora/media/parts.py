@@ -16,11 +16,11 @@ from egregora.media.model import MediaBytes, part_count
 from egregora.schema.tables.media import MEDIA_PART_BYTES, MEDIA_PARTS
 from egregora.storage.store import Storage
 
-# A validated write takes parts until they hold this many bytes (four whole parts), so memory
+# A validated write takes parts until they hold this many bytes (two whole parts), so memory
 # stays bounded and an export of many small files is a few writes, not one per file (each
 # write's staged table holds a lock until the ingest commits: PostgreSQL ran out of lock
 # space at 16,000 files written four parts at a time).
-WRITE_BYTES = 4 * MEDIA_PART_BYTES
+WRITE_BYTES = 2 * MEDIA_PART_BYTES
 READ_PARTS = 2  # parts per fetch when a file is read back (8 MiB: bounded memory)
 
 
