@@ -109,10 +109,6 @@ class MediaFile:
                 "export the chat again; nothing was written"
             ) from exc
 
-    def read(self) -> bytes:
-        """The whole file in memory (small files and tests only; ingest streams ``chunks``)."""
-        return b"".join(self.chunks())
-
 
 @dataclass
 class Export:
