@@ -635,7 +635,8 @@ def merge_old_tip_back(repo: GitRepo) -> None:
 def test_rewritten_history_is_resynced(
     tmp_path: Path, rewrite: Callable[[GitRepo], None], new_url: Callable[[], DatabaseURL]
 ) -> None:
-    """A rewrite replaces the repository's rows and drops its cached answers, no one else's."""
+    """A rewrite replaces the repository's rows above the fork point, reading only the new
+    chain's commits above it, and drops its cached answers, no one else's."""
     repo = small_repo(tmp_path)
     other = small_repo(tmp_path, "other", T0 + 7)
     with open_store(new_url()) as store:
@@ -649,10 +650,14 @@ def test_rewritten_history_is_resynced(
         resolver.cache.flush()
         kept = cache_rows(store, other_id)
         assert len(cache_rows(store, repo_id)) == len(kept) == 3
+        old_chain = repo.chain(REF)
         rewrite(repo)
+        new_chain = repo.chain(REF)
+        shared = next(i for i, (a, b) in enumerate(zip([*old_chain, ""], new_chain)) if a != b)
         result = sync_repository(store, repo.root)
         assert result.rewritten
-        assert result.new_commits == result.commits == len(repo.chain(REF))
+        assert result.commits == len(new_chain)
+        assert 0 < result.new_commits == len(new_chain) - shared < len(new_chain)
         rows = stored_rows(store, repo_id)
         assert rows == full_sync_rows(repo, new_url())
         assert rows == expected_rows(repo, REF, repo_id)

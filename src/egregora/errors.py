@@ -70,6 +70,14 @@ class GitError(EgregoraError):
     """git could not answer: not a repository, an unknown ref, or a failed git command."""
 
 
+class MissingObjectError(GitError):
+    """The repository lacks an object git had to read (a partial clone, or a damaged one)."""
+
+    def __init__(self, message: str, sha: str) -> None:
+        super().__init__(message)
+        self.sha = sha
+
+
 class NotSyncedError(EgregoraError):
     """The repository (or ref) asked about has not been synced into this database."""
 

@@ -36,17 +36,26 @@ def sync(
     full: Annotated[
         bool, typer.Option("--full", help="Read the whole history again and replace it.")
     ] = False,
+    no_line_counts: Annotated[
+        bool,
+        typer.Option(
+            "--no-line-counts",
+            help="Store no added/deleted line counts: git reads no file contents but those "
+            "rename detection compares (a partial clone syncs without fetching every file).",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read the ref's first-parent history into the database (only new commits after the first)."""
+    counts = not no_line_counts
     with reported_errors(as_json), Storage.open(db) as store:
         store.ensure_schema()
         if as_json:
-            result = sync_repository(store, repo, ref, full=full)
+            result = sync_repository(store, repo, ref, full=full, line_counts=counts)
         else:
             with console.status(f"reading the history of {repo}"):
-                result = sync_repository(store, repo, ref, full=full)
+                result = sync_repository(store, repo, ref, full=full, line_counts=counts)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egregora.errors import GitError
+from egregora.errors import GitError, MissingObjectError
 from egregora.git.command import git_stream
 from egregora.schema.tables.git import CHANGE_TYPES
 
@@ -24,17 +24,22 @@ FIELD = b"\x1f"
 FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%at%x1f%ae%x1f%an"
 
 
-def log_args(tip: str, since: str | None = None) -> list[str]:
-    """The one ``git log`` command a sync consumes (benchmarks time it on its own)."""
+def log_args(tip: str, since: str | None = None, *, line_counts: bool = True) -> list[str]:
+    """The one ``git log`` command a sync consumes (benchmarks time it on its own).
+
+    Line counts (``--numstat``) read both sides of every changed file; without them git reads
+    only trees, and the blobs of the added and deleted files rename detection compares.
+    """
     walk = f"{since}..{tip}" if since else tip
     return [
         "log",
         "-z",
         "--first-parent",
         "--diff-merges=first-parent",
+        "--root",
         "-M",
         "--raw",
-        "--numstat",
+        *(["--numstat"] if line_counts else []),
         "--no-abbrev",
         "--no-color",
         "--no-ext-diff",
@@ -97,10 +102,21 @@ class History:
         )
 
 
-def read_history(repo: Path, repo_id: str, tip: str, since: str | None = None) -> History:
+def read_history(
+    repo: Path, repo_id: str, tip: str, since: str | None = None, *, line_counts: bool = True
+) -> History:
     """Walk ``since..tip`` (or all of ``tip``) along first parents in one git process."""
-    with git_stream(repo, *log_args(tip, since)) as chunks:
-        return parse_log(_tokens(chunks), repo_id)
+    try:
+        with git_stream(repo, *log_args(tip, since, line_counts=line_counts)) as chunks:
+            return parse_log(_tokens(chunks), repo_id)
+    except MissingObjectError as missing:
+        if not line_counts:
+            raise
+        raise MissingObjectError(
+            f"{missing}; or sync with --no-line-counts (line_counts=False), which reads no "
+            "file contents but those rename detection compares",
+            missing.sha,
+        ) from missing
 
 
 def _tokens(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -2,8 +2,10 @@
 
 One ``git log`` reads the history; a second sync reads only the commits added since the last
 one. When the last synced commit is no longer on the ref's first-parent chain (a rebase, a
-reset, a force-push), the history was rewritten: the repository's rows are replaced and its
-cached lookups dropped, in the same transaction.
+reset, a force-push), the history was rewritten: the stored rows above the fork point (the
+newest stored commit still on the new chain) are replaced by the new chain's commits above it,
+and the repository's cached lookups are dropped, in the same transaction. A commit's place on
+the chain is its first-parent depth, fixed by its hash, so rows below the fork stay right.
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ class SyncResult:
 
 
 def sync_repository(
-    store: Storage, repo: str | Path, ref: str | None = None, *, full: bool = False
+    store: Storage,
+    repo: str | Path,
+    ref: str | None = None,
+    *,
+    full: bool = False,
+    line_counts: bool = True,
 ) -> SyncResult:
     """Bring the stored history of ``repo``'s ``ref`` (default: HEAD's branch) up to date.
 
     ``full=True`` reads the whole history again and replaces the stored rows.
+    ``line_counts=False`` stores no additions and deletions, so git reads no file contents
+    but those rename detection compares (a partial clone syncs without fetching every file).
     """
     tracked = locate(repo, ref)
     repo_id = tracked.repo_id
@@ -49,32 +58,40 @@ def sync_repository(
     last = None if full else _last_synced(store, repo_id)
     root = Path(tracked.root)
     rewritten = False
+    keep_below: int | None = None  # on a rewrite: the fork point's chain_seq (0: none shared)
     history: History | None = None
     if last == tip:
         history = History(repo_id)
     elif last is not None and _is_ancestor(root, last, tip):
-        history = read_history(root, repo_id, tip, since=last)
+        history = read_history(root, repo_id, tip, since=last, line_counts=line_counts)
         if history.oldest_parent != last:  # joined the old history below ``last``
             history = None
+    if history is None and last is not None:
+        rewritten = True
+        fork = _fork_point(store, root, repo_id, tip)
+        if fork is not None:
+            history = read_history(root, repo_id, tip, since=fork[0], line_counts=line_counts)
+            keep_below = fork[1] if history.oldest_parent == fork[0] else None
+            history = history if keep_below is not None else None
     if history is None:
-        rewritten = last is not None
-        history = read_history(root, repo_id, tip)
-    replace = full or rewritten
+        history = read_history(root, repo_id, tip, line_counts=line_counts)
+        keep_below = 0 if rewritten or full else None
     tip_seq = int(git_text(root, "rev-list", "--first-parent", "--count", tip))
     rows = history.to_arrow(tip_seq)
     now = datetime.now(UTC)
     with store.transaction():
         store.write("git_repos", [_repo_row(tracked, tip, now)], mode="upsert")
-        if replace:
-            store.delete("git_commits", lambda t: t.repo_id == repo_id)
+        if keep_below is not None:
+            above = keep_below
+            store.delete("git_commits", lambda t: (t.repo_id == repo_id) & (t.chain_seq > above))
             store.delete("git_lookup_cache", lambda t: t.repo_id == repo_id)
         if rows.num_rows:
             store.write("git_commits", rows)
-            if not replace:
+            if keep_below is None:
                 _forget_answers_changed_by(store, repo_id, tip_seq - history.commits)
         store.delete("git_refs", lambda t: t.repo_id == repo_id)
         store.write("git_refs", _refs(root, repo_id, now))
-    if replace or rows.num_rows:
+    if keep_below is not None or rows.num_rows:
         forget_pending(store, repo_id)
     commits = store.table("git_commits")
     stored = store.execute(commits.filter(commits.repo_id == repo_id).count())
@@ -87,6 +104,27 @@ def _last_synced(store: Storage, repo_id: str) -> str | None:
         repos.filter(repos.repo_id == repo_id).select("last_synced_commit")
     ).to_pylist()
     return found[0]["last_synced_commit"] if found else None
+
+
+def _fork_point(store: Storage, root: Path, repo_id: str, tip: str) -> tuple[str, int] | None:
+    """The newest stored commit on ``tip``'s first-parent chain, and its chain_seq.
+
+    Walks the new chain from the tip and stops at the first commit the store holds rows for;
+    a commit's chain_seq is its depth, so it must be the same on both chains (else None).
+    """
+    commits = store.table("git_commits")
+    mine = commits.filter(commits.repo_id == repo_id)
+    stored = store.to_pyarrow(mine.select("commit_sha", "chain_seq").distinct())
+    seq_of = dict(
+        zip(stored["commit_sha"].to_pylist(), stored["chain_seq"].to_pylist(), strict=True)
+    )
+    if not seq_of:
+        return None
+    chain = git_text(root, "rev-list", "--first-parent", tip).split()
+    for depth, sha in enumerate(chain):
+        if sha in seq_of:
+            return (sha, seq_of[sha]) if seq_of[sha] == len(chain) - depth else None
+    return None
 
 
 def _is_ancestor(root: Path, commit: str, tip: str) -> bool:
