@@ -211,3 +211,46 @@ class GitRepo:
         """Every committer and author date of every commit reachable from ``ref``."""
         out = self.git("log", "--format=%ct %at", ref)
         return {int(x) for x in out.split()}
+
+    # -- more oracle helpers --------------------------------------------------------------------
+    @classmethod
+    def existing(cls, root: Path) -> GitRepo:
+        """A repository that is already there (a clone, a bare one): nothing is initialised."""
+        repo = cls.__new__(cls)
+        repo.root = root
+        return repo
+
+    def committer_dates(self, ref: str) -> set[int]:
+        """The committer date of every commit reachable from ``ref``."""
+        return {int(x) for x in self.git("log", "--format=%ct", ref).split()}
+
+    def tree_has(self, sha: str, path: str) -> bool:
+        """Whether ``git ls-tree -r SHA -- PATH`` lists anything: a file, or one under a folder."""
+        return bool(self.run("ls-tree", "-r", "-z", "--name-only", sha, "--", path))
+
+    def renames(self, ref: str) -> list[tuple[str, str]]:
+        """Every (old, new) rename ``git log --first-parent -M`` reports along ``ref``."""
+        out = self.run(
+            "log",
+            "--first-parent",
+            "--diff-merges=first-parent",
+            "-M",
+            "--diff-filter=R",
+            "--name-status",
+            "-z",
+            "--format=",
+            ref,
+        )
+        # With only renames shown, the output is (status, old, new) triples.
+        tokens = [t.lstrip(b"\n") for t in out.split(b"\0") if t.strip(b"\n")]
+        return [(tokens[i + 1].decode(), tokens[i + 2].decode()) for i in range(0, len(tokens), 3)]
+
+    def missing_objects(self) -> int:
+        """How many objects reachable from any ref are absent (a partial clone's unfetched)."""
+        out = self.git("rev-list", "--objects", "--missing=print", "--all")
+        return sum(line.startswith("?") for line in out.splitlines())
+
+    def gitlink(self, path: str, sha: str) -> None:
+        """Stage a submodule entry (a gitlink) at ``path`` pointing to commit ``sha``."""
+        (self.root / path).mkdir(parents=True, exist_ok=True)  # a submodule not checked out
+        self.git("update-index", "--add", "--cacheinfo", f"160000,{sha},{path}")

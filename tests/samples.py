@@ -266,6 +266,42 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
                 "hits": 0,
             },
         ],
+        "git_directory_changes": [
+            {
+                "repo_id": "repo-1",
+                "commit_sha": "a" * 40,
+                "chain_seq": 1,
+                "path": "posts",
+                "change_type": "A",
+                "committed_at": T0,
+                "files": 1,
+            },
+            {
+                "repo_id": "repo-1",
+                "commit_sha": "b" * 40,
+                "chain_seq": 2,
+                "path": "posts",
+                "change_type": "M",
+                "committed_at": at(5),
+                "files": 2,
+            },
+        ],
+        "git_follow_sources": [
+            {
+                "repo_id": "repo-1",
+                "commit_sha": "b" * 40,
+                "path": "posts/hi.md",
+                "change_type": "R",
+                "source_path": "posts/hello.md",
+            },
+            {
+                "repo_id": "repo-1",
+                "commit_sha": "a" * 40,
+                "path": "posts/hello.md",
+                "change_type": "A",
+                "source_path": None,
+            },
+        ],
         "asset_cache": [
             {
                 "key": "sha256:" + "d" * 64,

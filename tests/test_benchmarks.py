@@ -38,6 +38,7 @@ POSTGRES_CASES = (
     "git_resolve_loop",
     "git_resolve_latency",
     "git_cache",
+    "git_resync_force_push",
     "tasks_enqueue_many",
     "tasks_claim",
     "cache_hit",

@@ -24,6 +24,9 @@ ARCHITECTURE_TABLES = {
     "pseudonym_keys",
     # Media bytes, which the architecture asks to be reachable through a PostgreSQL database's URL.
     "media_parts",
+    # What git log -- DIR matches, and git's --follow pairing, for the git time machine's lookups.
+    "git_directory_changes",
+    "git_follow_sources",
 }
 
 

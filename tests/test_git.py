@@ -653,7 +653,8 @@ def test_rewritten_history_is_resynced(
         old_chain = repo.chain(REF)
         rewrite(repo)
         new_chain = repo.chain(REF)
-        shared = next(i for i, (a, b) in enumerate(zip([*old_chain, ""], new_chain)) if a != b)
+        pairs = zip([*old_chain, ""], new_chain, strict=False)
+        shared = next(i for i, (old, new) in enumerate(pairs) if old != new)
         result = sync_repository(store, repo.root)
         assert result.rewritten
         assert result.commits == len(new_chain)

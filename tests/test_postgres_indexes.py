@@ -96,9 +96,10 @@ def test_a_foreign_key_lookup_uses_its_index(queue: Any) -> None:
     assert "Seq Scan" not in plan, plan
 
 
-def test_a_single_git_lookup_reads_both_sides_through_indexes(pg_url: DatabaseURL) -> None:
-    """Both halves of the one-path lookup (the path's changes, the renames away from it) are
-    index scans on a repository of 20,000 changes, a few hundred of them renames."""
+def test_a_single_git_lookup_reads_every_side_through_indexes(pg_url: DatabaseURL) -> None:
+    """Every part of the one-path lookup (the path's changes, the renames away from it, the
+    directory of that name) is an index scan on a repository of 20,000 changes, a few hundred
+    of them renames, and as many directory rows."""
     migrate_database(pg_url)
     assert pg_url.dsn is not None
     with psycopg.connect(pg_url.dsn, autocommit=True) as con:
@@ -113,11 +114,19 @@ def test_a_single_git_lookup_reads_both_sides_through_indexes(pg_url: DatabaseUR
             "'a', 'a@x' FROM generate_series(1, %s) AS n",
             [TASKS, TASKS, TASKS],
         )
+        con.execute(
+            "INSERT INTO git_directory_changes (repo_id, commit_sha, chain_seq, path, "
+            "change_type, committed_at, files) "
+            "SELECT repo_id, commit_sha, chain_seq, 'd' || (chain_seq % 200), 'M', "
+            "committed_at, 3 FROM git_commits ON CONFLICT DO NOTHING"
+        )
         con.execute("ANALYZE git_commits")
+        con.execute("ANALYZE git_directory_changes")
         lookup = BACKENDS["postgres"].translate(resolver.ONE_LOOKUP)  # as the resolver runs it
         row = con.execute("SELECT now()").fetchone()
         assert row is not None
-        plan = _plan(con, lookup, ["r", "f7.md", row[0], "r", "f7.md", row[0]])
+        plan = _plan(con, lookup, resolver.one_lookup_params("r", "f7.md", row[0]))
     assert "git_commits_path_time_idx" in plan, plan
     assert "git_commits_old_path_time_idx" in plan, plan
+    assert "git_directory_changes_path_time_idx" in plan, plan
     assert "Seq Scan" not in plan, plan

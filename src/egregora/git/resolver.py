@@ -27,6 +27,7 @@ from sqlglot import exp
 
 from egregora.errors import ConfigurationError
 from egregora.git.cache import LookupCache
+from egregora.git.follow import FollowSources, lineage, segments_table
 from egregora.git.repository import find_repo_id
 from egregora.git.timespec import as_utc
 from egregora.storage.store import Storage
@@ -79,6 +80,7 @@ class GitHistoryResolver:
         self.store = store
         self.cache = cache
         self._ids: dict[tuple[str, str | None], str] = {}
+        self._follow_sources: dict[str, FollowSources] = {}
 
     def repo_id(self, repo: str | Path, ref: str | None = None) -> str:
         """The id of a synced repository, given its id or a path inside it."""
@@ -104,7 +106,7 @@ class GitHistoryResolver:
             cached = self.cache.get(repo_id, path, at)
             if cached is not None:
                 return cached
-        rows = self.store.query(ONE_LOOKUP, [repo_id, path, at, repo_id, path, at])
+        rows = self.store.query(ONE_LOOKUP, one_lookup_params(repo_id, path, at))
         found = rows[0] if rows else None
         if found is None:
             answer = Resolution(path, at, None, None)
@@ -161,8 +163,22 @@ class GitHistoryResolver:
         joined = picked.left_join(
             answer, [picked.found_path == answer.a_path, picked.best_seq == answer.a_seq]
         )
+        # A file and a directory of one name changed by one commit (a file replaced by a
+        # directory) answer twice; the one that is not a deletion says the name still exists.
+        first = ibis.row_number().over(
+            group_by=joined[PROBE], order_by=(joined.change_type == "D").fill_null(False)
+        )
+        joined = joined.mutate(_first=first).filter(ibis._._first == 0)
+        found = joined.found_path
+        unslashed = ibis.ifelse(found.endswith("/"), found.left(found.length() - 1), found)
         return joined.select(
-            PROBE, "path", "at", "commit_sha", "change_type", "committed_at", "found_path"
+            PROBE,
+            "path",
+            "at",
+            "commit_sha",
+            "change_type",
+            "committed_at",
+            found_path=unslashed,
         ).order_by(PROBE)
 
     def _changes(self, repo_id: str) -> ir.Table:
@@ -171,6 +187,11 @@ class GitHistoryResolver:
         mine = commits.filter(commits.repo_id == repo_id)
         cols = ("path", "chain_seq", "committed_at", "commit_sha", "change_type")
         direct = mine.select(*cols)
+        dirs = self.store.table("git_directory_changes")
+        my_dirs = dirs.filter(dirs.repo_id == repo_id).select(*cols)
+        # A directory answers to its name (with the files of that name) and to its name with
+        # a trailing slash (a directory only, as a pathspec ending in "/").
+        slashed = my_dirs.mutate(path=my_dirs.path.concat("/"))
         renamed = mine.filter(mine.change_type == "R")
         gone = renamed.select(
             path=renamed.old_path,
@@ -183,15 +204,12 @@ class GitHistoryResolver:
         # the direct row if it ever does, so (path, chain_seq) stays a key.
         gone = gone.anti_join(direct, ["path", "chain_seq"])
         common = {name: dtype.copy(nullable=True) for name, dtype in direct.schema().items()}
-        return direct.cast(common).union(gone.cast(common), distinct=False)
+        parts = [direct, gone, my_dirs, slashed]
+        return ibis.union(*(part.cast(common) for part in parts), distinct=False)
 
     def _follow(self, repo_id: str, numbered: ir.Table, changes: ir.Table) -> ir.Table:
-        """Answers following renames: each probed path's history continues into its old names.
-
-        Walking from the tip, a path keeps its name down to the latest rename that created it,
-        then continues as the old name (as ``git log --follow`` does). The names and the
-        chain ranges where each applies are found one rename generation per query.
-        """
+        """Answers following renames: each probed path's history continues into its old names
+        over the chain ranges ``git log --follow`` gives them (see ``egregora.git.follow``)."""
         segments = self._lineage(repo_id, numbered)
         expanded = numbered.join(segments, numbered.path == segments.probe_path)
         hits = expanded.join(
@@ -214,50 +232,10 @@ class GitHistoryResolver:
         return out.select(numbered[PROBE], "path", "at", "best_seq", "found_path")
 
     def _lineage(self, repo_id: str, numbered: ir.Table) -> ir.Table:
-        commits = self.store.table("git_commits")
-        renames = commits.filter(commits.repo_id == repo_id, commits.change_type == "R")
+        if repo_id not in self._follow_sources:
+            self._follow_sources[repo_id] = FollowSources(self.store, repo_id)
         paths = self.store.to_pyarrow(numbered.select("path").distinct())["path"].to_pylist()
-        top = 1 << 62
-        open_ = [(p, p, top) for p in paths]  # (probe path, name, chain_seq bound)
-        done: list[tuple[str, str, int, int]] = []
-        while open_:
-            frontier = ibis.memtable(
-                pa.table(
-                    {
-                        "probe_path": [o[0] for o in open_],
-                        "name": [o[1] for o in open_],
-                        "hi": pa.array([o[2] for o in open_], pa.int64()),
-                    }
-                )
-            )
-            hop = frontier.join(
-                renames, [frontier.name == renames.path, renames.chain_seq < frontier.hi]
-            )
-            latest = hop.group_by("probe_path", "name", "hi").aggregate(lo=hop.chain_seq.max())
-            found = latest.join(
-                renames, [latest.name == renames.path, latest.lo == renames.chain_seq]
-            ).select("probe_path", "name", "hi", "lo", old=renames.old_path)
-            rows = {
-                (r["probe_path"], r["name"], r["hi"]): (r["lo"], r["old"])
-                for r in self.store.to_pyarrow(found).to_pylist()
-            }
-            next_open = []
-            for probe_path, name, hi in open_:
-                lo, old = rows.get((probe_path, name, hi), (0, None))
-                done.append((probe_path, name, lo, hi))
-                if old is not None:
-                    next_open.append((probe_path, old, lo))
-            open_ = next_open
-        return ibis.memtable(
-            pa.table(
-                {
-                    "probe_path": pa.array([d[0] for d in done], pa.string()),
-                    "name": pa.array([d[1] for d in done], pa.string()),
-                    "lo": pa.array([d[2] for d in done], pa.int64()),
-                    "hi": pa.array([d[3] for d in done], pa.int64()),
-                }
-            )
-        )
+        return segments_table(lineage(self.store, repo_id, paths, self._follow_sources[repo_id]))
 
 
 def _numbered_arrow(probes: pa.Table) -> pa.Table:
@@ -339,7 +317,9 @@ def _picked(answered: ir.Table) -> ir.Table:
 def _one_lookup() -> str:
     """The single-lookup query, built once, with bound parameters for repo, path and at."""
 
-    def side(path_column: str, change: exp.Expr, *extra: exp.Expr) -> exp.Select:
+    def side(
+        path_column: str, change: exp.Expr, *extra: exp.Expr, table: str = "git_commits"
+    ) -> exp.Select:
         return (
             exp.select(
                 exp.column("commit_sha", quoted=True),
@@ -348,7 +328,7 @@ def _one_lookup() -> str:
                 exp.alias_(exp.column(path_column, quoted=True), "found_path", quoted=True),
                 exp.column("chain_seq", quoted=True),
             )
-            .from_(exp.to_table("git_commits", quoted=True))
+            .from_(exp.to_table(table, quoted=True))
             .where(
                 exp.column("repo_id", quoted=True).eq(exp.Placeholder()),
                 exp.column(path_column, quoted=True).eq(exp.Placeholder()),
@@ -361,14 +341,33 @@ def _one_lookup() -> str:
     renamed_away = side(
         "old_path", exp.Literal.string("D"), exp.column("change_type", quoted=True).eq("R")
     )
-    both = exp.union(direct, renamed_away, distinct=False)
+    directory = side("path", exp.column("change_type", quoted=True), table="git_directory_changes")
+    both = exp.union(exp.union(direct, renamed_away, distinct=False), directory, distinct=False)
     query = (
         exp.select("commit_sha", "change_type", "committed_at", "found_path")
         .from_(exp.alias_(exp.Subquery(this=both), "changes"))
-        .order_by(exp.Ordered(this=exp.column("chain_seq"), desc=True))
+        .order_by(
+            exp.Ordered(this=exp.column("chain_seq"), desc=True),
+            # a file and a directory of one name changed by one commit: the one not deleted
+            exp.Ordered(
+                this=exp.Case()
+                .when(exp.column("change_type").eq(exp.Literal.string("D")), exp.Literal.number(1))
+                .else_(exp.Literal.number(0))
+            ),
+        )
         .limit(1)
     )
     return query.sql("duckdb")
 
 
 ONE_LOOKUP = _one_lookup()
+
+
+def one_lookup_params(repo_id: str, path: str, at: datetime) -> list[Any]:
+    """ONE_LOOKUP's parameters: the file side, the renamed-away side, the directory side.
+
+    ``docs/`` names a directory only: no file path ends in a slash, so the file sides match
+    nothing, and the directory side looks for ``docs``.
+    """
+    directory = path[:-1] if path.endswith("/") else path
+    return [repo_id, path, at, repo_id, path, at, repo_id, directory, at]

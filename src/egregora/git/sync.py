@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from egregora.git.cache import forget_pending
 from egregora.git.command import git, git_text
+from egregora.git.directories import directories_of, directory_rows, stored_counts
 from egregora.git.log import History, read_history
 from egregora.git.repository import Tracked, locate, tip_of
 from egregora.storage.store import Storage
 
+DIRECTORY_INPUT = ("chain_seq", "commit_sha", "committed_at", "path", "old_path", "change_type")
 REF_TYPES = {"refs/heads/": "branch", "refs/tags/": "tag", "refs/remotes/": "remote"}
 
 
@@ -78,13 +82,20 @@ def sync_repository(
         keep_below = 0 if rewritten or full else None
     tip_seq = int(git_text(root, "rev-list", "--first-parent", "--count", tip))
     rows = history.to_arrow(tip_seq)
+    base_seq = tip_seq - history.commits
+    directories = _directories(store, repo_id, rows, base_seq)
     now = datetime.now(UTC)
     with store.transaction():
         store.write("git_repos", [_repo_row(tracked, tip, now)], mode="upsert")
         if keep_below is not None:
             above = keep_below
-            store.delete("git_commits", lambda t: (t.repo_id == repo_id) & (t.chain_seq > above))
+            for table in ("git_commits", "git_directory_changes"):
+                store.delete(table, lambda t: (t.repo_id == repo_id) & (t.chain_seq > above))
+            # Answers and followed sources of commits no longer on the chain go with them.
             store.delete("git_lookup_cache", lambda t: t.repo_id == repo_id)
+            store.delete("git_follow_sources", lambda t: t.repo_id == repo_id)
+        if directories.num_rows:
+            store.write("git_directory_changes", directories)
         if rows.num_rows:
             store.write("git_commits", rows)
             if keep_below is None:
@@ -96,6 +107,37 @@ def sync_repository(
     commits = store.table("git_commits")
     stored = store.execute(commits.filter(commits.repo_id == repo_id).count())
     return SyncResult(repo_id, tip_seq, int(stored), history.commits, rewritten)
+
+
+def _directories(store: Storage, repo_id: str, rows: pa.Table, base_seq: int) -> pa.Table:
+    """The directory rows for ``rows``, counting on from the stored directories at the base.
+
+    A repository synced before directories were stored gets all of them now, from its stored
+    changes below the base and the new ones.
+    """
+    if base_seq > 0 and not _has_directories(store, repo_id):
+        commits = store.table("git_commits")
+        below = commits.filter(commits.repo_id == repo_id, commits.chain_seq <= base_seq)
+        stored = store.to_pyarrow(below.select(*DIRECTORY_INPUT))
+        return directory_rows(
+            repo_id,
+            pa.concat_tables([stored, rows.select(DIRECTORY_INPUT).cast(stored.schema)]),
+            {},
+        )
+    if not rows.num_rows:
+        return directory_rows(repo_id, rows, {})
+    touched = directories_of(rows)["path"].unique().to_pylist()
+    base = {} if base_seq == 0 else stored_counts(store, repo_id, touched, base_seq)
+    return directory_rows(repo_id, rows, base)
+
+
+def _has_directories(store: Storage, repo_id: str) -> bool:
+    dirs = store.table("git_directory_changes")
+    commits = store.table("git_commits")
+    nested = commits.filter(commits.repo_id == repo_id, commits.path.contains("/"))
+    if not store.execute(nested.limit(1).count()):
+        return True  # nothing under a directory: no rows are due
+    return bool(store.execute(dirs.filter(dirs.repo_id == repo_id).limit(1).count()))
 
 
 def _last_synced(store: Storage, repo_id: str) -> str | None:

@@ -129,3 +129,86 @@ GIT_LOOKUP_CACHE = Table(
     primary_key=("repo_id", "path", "at"),
     foreign_keys=(ForeignKey("git_lookup_cache_repo_id_fkey", "repo_id", "git_repos", "repo_id"),),
 )
+
+DIRECTORY_CHANGE_TYPES = ("A", "M", "D")
+
+GIT_DIRECTORY_CHANGES = Table(
+    name="git_directory_changes",
+    description=(
+        "One directory whose files one commit of the tracked ref's first-parent history "
+        "changed (a path in git_commits under it, or a rename's old path): what git log -- DIR "
+        "matches, so a lookup of a directory is a lookup like a file's."
+    ),
+    columns=(
+        col("repo_id", "!string", "The repository."),
+        col("commit_sha", "!string", "The commit."),
+        col(
+            "chain_seq", "!int64", "Position of the commit on the first-parent chain.", min_value=1
+        ),
+        col("path", "!string", "The directory, without a trailing slash."),
+        col(
+            "change_type",
+            "!string",
+            "A: the directory's first file came; D: its last file went; M: otherwise.",
+            one_of=DIRECTORY_CHANGE_TYPES,
+        ),
+        col("committed_at", f"!{TIMESTAMPTZ}", "Committer date."),
+        col("files", "!int64", "Files under the directory after the commit.", min_value=0),
+    ),
+    primary_key=("repo_id", "commit_sha", "path"),
+    foreign_keys=(
+        ForeignKey("git_directory_changes_repo_id_fkey", "repo_id", "git_repos", "repo_id"),
+    ),
+    indexes=(
+        Index(
+            "git_directory_changes_path_time_idx",
+            ("repo_id", "path", "committed_at"),
+            "the directory side of a single lookup: WHERE repo_id = ? AND path = ? AND "
+            "committed_at <= ?, as git_commits_path_time_idx for files",
+            dialects=("postgres",),
+        ),
+    ),
+)
+
+FOLLOW_CHANGE_TYPES = ("A", "R", "C")
+
+GIT_FOLLOW_SOURCES = Table(
+    name="git_follow_sources",
+    description=(
+        "Where git log --follow continues a path's history at a commit that added it: the "
+        "rename or copy source git pairs it with (looking at every file of the parent), or none. "
+        "Asked of git the first time a followed lookup crosses that commit, then kept."
+    ),
+    columns=(
+        col("repo_id", "!string", "The repository."),
+        col("commit_sha", "!string", "The commit that added the path."),
+        col("path", "!string", "The added path."),
+        col(
+            "change_type",
+            "!string",
+            "R or C: renamed or copied from source_path; A: a new file, followed no further.",
+            one_of=FOLLOW_CHANGE_TYPES,
+        ),
+        col("source_path", "string", "The path git follows into; NULL when none."),
+    ),
+    primary_key=("repo_id", "commit_sha", "path"),
+    checks=(
+        RequiredWhen(
+            "git_follow_sources_rename_has_source",
+            "a followed rename names its source",
+            "change_type",
+            "R",
+            ("source_path",),
+        ),
+        RequiredWhen(
+            "git_follow_sources_copy_has_source",
+            "a followed copy names its source",
+            "change_type",
+            "C",
+            ("source_path",),
+        ),
+    ),
+    foreign_keys=(
+        ForeignKey("git_follow_sources_repo_id_fkey", "repo_id", "git_repos", "repo_id"),
+    ),
+)
