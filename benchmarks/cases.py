@@ -19,6 +19,7 @@ from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.databases import Databases
 from benchmarks.etl import EtlIngest
 from benchmarks.git import GitCache, GitResolveLatency, GitResolveLoop, GitResolveMany, GitSync
+from benchmarks.git_resync import GitResyncForcePush
 from benchmarks.harness import Benchmark, require, timed
 from benchmarks.migrations import MigrateFromEmpty, MigrateNoop
 from benchmarks.runner import RunnerRun
@@ -211,6 +212,7 @@ CASES: dict[str, Callable[[pa.Table, Databases], Benchmark]] = {
     GitResolveLoop.name: GitResolveLoop,
     GitResolveLatency.name: GitResolveLatency,
     GitCache.name: GitCache,
+    GitResyncForcePush.name: GitResyncForcePush,
     TasksEnqueueMany.name: TasksEnqueueMany,
     TasksClaim.name: TasksClaim,
     CacheHit.name: CacheHit,
