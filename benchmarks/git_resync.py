@@ -36,7 +36,7 @@ from benchmarks.harness import Benchmark, require, timed
 from egregora import __version__
 from egregora.backends.url import ENV_VAR
 from egregora.git.command import git_env
-from egregora.git.sync import sync_repository
+from egregora.git.sync import SyncResult, sync_repository
 from egregora.storage.store import Storage
 
 SPEC = RepoSpec(commits=2_600, files=QUICK_FILES)  # the history the claim is about
@@ -160,8 +160,10 @@ class GitResyncForcePush(Benchmark):
     )
     extras_note = (
         "Extras: version_command (`python -m egregora --version`: the interpreter and the "
-        "command line's imports) and noop_sync_command (the same sync command again on the "
-        "baseline's database, which finds nothing new). "
+        "command line's imports), noop_sync_command (the same sync command again on the "
+        "baseline's database, which finds nothing new), and resync_in_process and "
+        "full_sync_in_process (the case's and the baseline's sync_repository call in this "
+        "process, imports done: the sync's own cost). "
     )
 
     def __init__(self, data: pa.Table, databases: Databases) -> None:
@@ -362,7 +364,31 @@ class GitResyncForcePush(Benchmark):
         finally:
             self._forget_synced()
         version, _ = self._command(["--version"], None)
-        return {"version_command": version, "noop_sync_command": noop}
+        return {
+            "version_command": version,
+            "noop_sync_command": noop,
+            "resync_in_process": self._in_process(self._synced_at_original(), SPEC.commits),
+            "full_sync_in_process": self._in_process(self._database(), 0),
+        }
+
+    def _in_process(self, location: str, synced: int) -> float:
+        """``sync_repository`` in this process (imports done) on ``location``, where
+        ``synced`` commits of the original tip are stored: the sync's own time."""
+        repo = self.repo
+        assert repo is not None
+        try:
+            with self.dbs.open(location) as store:
+                results: list[SyncResult] = []
+                seconds = timed(lambda: results.append(sync_repository(store, repo)))
+            result = results[0]
+            require(
+                result.rewritten == bool(synced) and result.commits == SPEC.commits,
+                f"the sync in this process gave {result}",
+            )
+            self._check_rows(location)
+        finally:
+            self.dbs.drop(location)
+        return seconds
 
     def _forget_synced(self) -> None:
         if self.synced is not None:

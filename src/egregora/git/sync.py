@@ -133,11 +133,11 @@ def _directories(store: Storage, repo_id: str, rows: pa.Table, base_seq: int) ->
 
 def _has_directories(store: Storage, repo_id: str) -> bool:
     dirs = store.table("git_directory_changes")
+    if store.execute(dirs.filter(dirs.repo_id == repo_id).limit(1).count()):
+        return True
     commits = store.table("git_commits")
     nested = commits.filter(commits.repo_id == repo_id, commits.path.contains("/"))
-    if not store.execute(nested.limit(1).count()):
-        return True  # nothing under a directory: no rows are due
-    return bool(store.execute(dirs.filter(dirs.repo_id == repo_id).limit(1).count()))
+    return not store.execute(nested.limit(1).count())  # no file under a directory: none due
 
 
 def _last_synced(store: Storage, repo_id: str) -> str | None:
