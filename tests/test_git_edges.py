@@ -310,6 +310,32 @@ def test_git_dir_in_the_environment_does_not_redirect_the_sync(
         assert_answers_are_gits(store, result.repo_id, pristine)
 
 
+def test_configuration_files_are_still_read_for_safe_directory(
+    pristine: Pristine,
+    engine: str,
+    databases: Databases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A repository another user owns is refused by git as dubious unless the user's
+    ~/.gitconfig lists it in safe.directory: the sync reads that file like git does."""
+    root = tmp_path / "repo"
+    shutil.copytree(pristine.repo.root, root, symlinks=True)
+    subprocess.run(["chown", "-R", "65534:65534", str(root)], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    with open_store(databases.new(engine)) as store:
+        with pytest.raises(GitError, match=r"another user owns it.*safe\.directory") as refused:
+            sync_repository(store, root)
+        assert "\n" not in str(refused.value)
+        write_config(home / ".gitconfig", {"safe.directory": str(root)})
+        result = sync_repository(store, root)
+        assert stored_rows(store, result.repo_id) == rows_for(result.repo_id, pristine.rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. follow_renames is git's own --follow walk.
 
@@ -435,6 +461,30 @@ def test_follow_resolve_equals_git_follow_for_every_path(
     assert len(probes) >= 40
     got = single(GitHistoryResolver(f.store), f.repo_id, probes, follow=True)
     assert_no_mismatch(follow_oracle(f.repo, probes), got, "resolve follow")
+
+
+def test_followed_sources_are_kept_and_answer_without_the_repository(
+    tmp_path: Path, engine: str, databases: Databases
+) -> None:
+    """git is asked once per adding commit a followed lookup crosses; the answers are kept in
+    git_follow_sources, so the same lookups answer after the repository moved away, and one
+    that needs a commit never asked about says why in one line."""
+    repo, _ = build_follow(tmp_path / "repo")
+    probes = [(p, t) for p in ("keep.txt", "c.txt") for t in walk_times(repo)]
+    expected = follow_oracle(repo, probes)
+    with open_store(databases.new(engine)) as store:
+        repo_id = sync_repository(store, repo.root).repo_id
+        first = batch(GitHistoryResolver(store), repo_id, probes, follow=True)
+        assert_no_mismatch(expected, first, "asked of git")
+        kept = store.to_pyarrow(store.table("git_follow_sources")).to_pylist()
+        found = {(r["path"], r["change_type"], r["source_path"]) for r in kept}
+        assert {("keep.txt", "R", "twin.txt"), ("twin.txt", "C", "keep.txt")} <= found
+        repo.root.rename(tmp_path / "moved")
+        fresh = GitHistoryResolver(store)
+        assert_no_mismatch(expected, batch(fresh, repo_id, probes, follow=True), "kept")
+        with pytest.raises(GitError, match="no longer exists") as refused:
+            fresh.resolve(repo_id, "copy.txt", utc(T0 + 10_000), follow_renames=True)
+        assert "\n" not in str(refused.value)
 
 
 def build_random(root: Path, seed: int, commits: int) -> GitRepo:

@@ -88,6 +88,11 @@ def locate_root(repo: str | Path) -> str:
     if not path.exists():
         raise GitError(f"{repo} does not exist; pass the path of a git repository")
     probe = git(path, "rev-parse", "--is-bare-repository", ok_codes=(0, 128))
+    if probe.returncode != 0 and b"dubious ownership" in probe.stderr:
+        raise GitError(
+            f"git refuses {repo}: another user owns it; if you trust it, add it to git's "
+            f"safe.directory (git config --global --add safe.directory {Path(repo).resolve()})"
+        )
     if probe.returncode != 0:
         raise GitError(
             f"{repo} is not inside a git repository; pass the path of a git working tree "
