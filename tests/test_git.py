@@ -706,8 +706,8 @@ def assert_cache_is_right(repo: GitRepo, store: Storage, repo_id: str) -> None:
 def test_sync_drops_the_cached_answers_new_commits_change(
     small: tuple[GitRepo, Storage, str],
 ) -> None:
-    """A new commit drops the answers for the paths it touches (old names of renames too) from
-    its date on; other paths' answers, and earlier times, stay."""
+    """A new commit drops the answers for the paths it touches (old names of renames too, and
+    the directories holding them) from its date on; other answers, and earlier times, stay."""
     repo, store, repo_id = small
     cache_answers(
         store,
@@ -717,13 +717,21 @@ def test_sync_drops_the_cached_answers_new_commits_change(
             ("d.txt", T0 + 5_000),  # created by that rename: changes
             ("c.txt", T0 + 1_499),  # before the new commit's date: unchanged
             ("b.txt", T0 + 5_000),  # untouched: stays
+            ("docs", T0 + 5_000),  # a directory the new commit adds a file to: changes
+            ("docs/", T0 + 5_000),  # the same, as a directory only: changes
+            ("docs", T0 + 1_499),  # before: unchanged
         },
     )
     repo.move("c.txt", "d.txt")
-    repo.commit("rename c", T0 + 1_500)
+    repo.write("docs/new.md", "new\n")
+    repo.commit("rename c, add docs/new.md", T0 + 1_500)
     result = sync_repository(store, repo.root)
     assert (result.new_commits, result.rewritten) == (1, False)
-    assert cached_probes(store) == {("c.txt", T0 + 1_499), ("b.txt", T0 + 5_000)}
+    assert cached_probes(store) == {
+        ("c.txt", T0 + 1_499),
+        ("b.txt", T0 + 5_000),
+        ("docs", T0 + 1_499),
+    }
     assert_cache_is_right(repo, store, repo_id)
 
 

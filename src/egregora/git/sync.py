@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ibis
 import pyarrow as pa
 
 from egregora.git.cache import forget_pending
@@ -194,8 +195,16 @@ def _forget_answers_changed_by(store: Storage, repo_id: str, base_seq: int) -> N
     commits = store.table("git_commits")
     new = commits.filter(commits.repo_id == repo_id, commits.chain_seq > base_seq)
     renamed = new.filter(new.old_path.notnull())
-    touched = new.select(t_path=new.path, t_at=new.committed_at).union(
-        renamed.select(t_path=renamed.old_path.cast("!string"), t_at=renamed.committed_at)
+    dirs = store.table("git_directory_changes")
+    new_dirs = dirs.filter(dirs.repo_id == repo_id, dirs.chain_seq > base_seq)
+    touched = ibis.union(
+        new.select(t_path=new.path, t_at=new.committed_at),
+        renamed.select(t_path=renamed.old_path.cast("!string"), t_at=renamed.committed_at),
+        # a directory is asked about as "docs" and as "docs/"
+        new_dirs.select(t_path=new_dirs.path, t_at=new_dirs.committed_at),
+        new_dirs.select(
+            t_path=new_dirs.path.concat("/").cast("!string"), t_at=new_dirs.committed_at
+        ),
     )
     cache = store.table("git_lookup_cache")
     changed = cache.join(
