@@ -30,7 +30,7 @@ from benchmarks.harness import Benchmark, percentile, require, timed
 from egregora.git.cache import LookupCache
 from egregora.git.command import CHUNK, git_env
 from egregora.git.log import log_args, parse_log, read_history
-from egregora.git.resolver import ONE_LOOKUP, GitHistoryResolver, Resolution
+from egregora.git.resolver import ONE_LOOKUP, GitHistoryResolver, Resolution, one_lookup_params
 from egregora.git.sync import SyncResult, sync_repository
 from egregora.storage.store import Storage
 
@@ -484,7 +484,7 @@ class GitResolveLatency(_Lookups):
             f"Seconds per call, the 50th percentile of {self.scale.latency_probes:,} calls timed "
             "one by one (random probes of git_resolve_many's set, the same each repetition). "
             "Case: resolver.resolve(repo_id, path, at), no cache. Baseline: the statement "
-            "resolve runs (egregora.git.resolver.ONE_LOOKUP) executed with its six parameters "
+            "resolve runs (egregora.git.resolver.ONE_LOOKUP) executed with its parameters "
             f"through store.query on the same copy of a synced {databases.described} and "
             "fetched, so the ratio is what the Python around it costs. "
             "Extras: p99 (of resolve) against baseline_p99 (of the bare query), and mean "
@@ -504,7 +504,7 @@ class GitResolveLatency(_Lookups):
     def _query(self, i: int) -> list[tuple[Any, ...]]:
         assert self.store is not None and self.probes is not None
         path, at = self.probes.paths[i], self.probes.at(i)
-        return self.store.query(ONE_LOOKUP, [self.repo_id, path, at, self.repo_id, path, at])
+        return self.store.query(ONE_LOOKUP, one_lookup_params(self.repo_id, path, at))
 
     def _p50(self, calls: list[float], prefix: str) -> float:
         self._stats[f"{prefix}p99"] = percentile(calls, 99)

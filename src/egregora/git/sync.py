@@ -99,7 +99,7 @@ def sync_repository(
             store.write("git_directory_changes", directories)
         if rows.num_rows:
             store.write("git_commits", rows)
-            if keep_below is None:
+            if keep_below is None and last is not None:  # a first sync has no answers yet
                 _forget_answers_changed_by(store, repo_id, tip_seq - history.commits)
         store.delete("git_refs", lambda t: t.repo_id == repo_id)
         store.write("git_refs", _refs(root, repo_id, now))
@@ -125,11 +125,10 @@ def _directories(store: Storage, repo_id: str, rows: pa.Table, base_seq: int) ->
             pa.concat_tables([stored, rows.select(DIRECTORY_INPUT).cast(stored.schema)]),
             {},
         )
-    if not rows.num_rows:
+    if not rows.num_rows or base_seq == 0:
         return directory_rows(repo_id, rows, {})
     touched = directories_of(rows)["path"].unique().to_pylist()
-    base = {} if base_seq == 0 else stored_counts(store, repo_id, touched, base_seq)
-    return directory_rows(repo_id, rows, base)
+    return directory_rows(repo_id, rows, stored_counts(store, repo_id, touched, base_seq))
 
 
 def _has_directories(store: Storage, repo_id: str) -> bool:
