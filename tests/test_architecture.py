@@ -18,7 +18,7 @@ PACKAGE = ROOT / "src" / "egregora"
 ALLOWED: dict[str, set[str]] = {
     "schema": set(),
     "contracts": {"schema", "errors"},
-    "ddl": {"schema"},
+    "ddl": {"schema", "constants"},
     # one object per engine, below everything that talks
     "backends": {"schema", "ddl", "errors", "drafts"},
     "migrations": {
@@ -33,24 +33,26 @@ ALLOWED: dict[str, set[str]] = {
     "git": {"schema", "storage", "errors", "clock"},  # a service on storage
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
-    "tasks": {"schema", "storage", "errors", "clock"},  # a service on storage
+    "tasks": {"schema", "storage", "errors", "clock", "constants"},  # a service on storage
     "media": {"schema", "storage", "backends", "errors", "drafts"},  # a service on storage
     # on the services
-    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms", "media"},
+    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms", "media", "constants"},
     # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
     "runner": {
         *("storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"),
-        *("media", "drafts"),
+        *("media", "drafts", "constants"),
     },
     "cli": {
         *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
-        *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms"),
+        *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms", "constants"),
     },
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
     "clock": set(),  # the current time services read, beside errors at the root
     "drafts": set(),  # how a file is written under a private name, and its leftovers found
     "pseudonyms": {"errors"},  # how people and chats are named, from the root up
+    # values several layers share and the command line's options name, beside the root
+    "constants": set(),
 }
 
 

@@ -1,4 +1,8 @@
-"""The ``egregora`` application."""
+"""The ``egregora`` application.
+
+Every command imports the storage, the engines and the pipeline it uses inside its own body,
+so help, ``--version`` and shell completion start without loading any of them.
+"""
 
 from __future__ import annotations
 

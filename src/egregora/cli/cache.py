@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from egregora.assets import AssetCache
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing, human_size, parse_size
 
@@ -21,6 +19,10 @@ KindOption = Annotated[
 @app.command()
 def stats(kind: KindOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Entries, bytes, hits and expired entries, per kind."""
+    from rich.table import Table
+
+    from egregora.assets import AssetCache
+
     with reported_errors(as_json), existing(db) as store:
         result = AssetCache(store).stats(kind)
     if as_json:
@@ -54,6 +56,8 @@ def evict(
     as_json: JsonOption = False,
 ) -> None:
     """Drop expired entries, then (with --budget) the least recently used beyond the budget."""
+    from egregora.assets import AssetCache
+
     with reported_errors(as_json), existing(db) as store:
         limit = None if budget is None else parse_size(budget)
         result = AssetCache(store).evict(limit, kind=kind)
@@ -77,6 +81,8 @@ def evict(
 @app.command()
 def clear(kind: KindOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Delete every cached asset (or every one of --kind); they are made again when needed."""
+    from egregora.assets import AssetCache
+
     with reported_errors(as_json), existing(db) as store:
         removed = AssetCache(store).clear(kind)
     if as_json:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from egregora.backends import BACKENDS, DatabaseURL, backend_named
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
-from egregora.ddl.diff import Difference
-from egregora.ddl.render import catalog_script
+from egregora.constants import DIALECTS
 from egregora.errors import SchemaError
-from egregora.migrations.engine import MigrateResult
-from egregora.migrations.keyed import read_key
-from egregora.schema.catalog import CATALOG
-from egregora.schema.reference import catalog_json, markdown, mermaid
-from egregora.storage.integrity import RowsReport, read_every_row
-from egregora.storage.setup import database_status, migrate_database, open_executor, verify
+
+if TYPE_CHECKING:
+    from egregora.ddl.diff import Difference
+    from egregora.migrations.engine import MigrateResult
+    from egregora.storage.integrity import RowsReport
 
 app = typer.Typer(help="Create, check and describe the database.", no_args_is_help=True)
 
@@ -31,8 +28,8 @@ class SchemaFormat(StrEnum):
     markdown = "markdown"
 
 
-# The engines egregora speaks, as --dialect choices (declared once, by the backends).
-DialectName = StrEnum("DialectName", {name: name for name in BACKENDS})  # type: ignore[misc]
+# The engines egregora speaks, as --dialect choices (declared once, with the DDL's dialects).
+DialectName = StrEnum("DialectName", {name: name for name in DIALECTS})  # type: ignore[misc]
 
 
 WaitOption = Annotated[
@@ -46,6 +43,9 @@ WaitOption = Annotated[
 @app.command()
 def init(db: DbOption = None, as_json: JsonOption = False, wait: WaitOption = 0.0) -> None:
     """Create a database at the latest schema (migrate to head; an existing one is left as is)."""
+    from egregora.backends import DatabaseURL
+    from egregora.storage.setup import migrate_database
+
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         result = migrate_database(url, wait=wait)
@@ -67,6 +67,9 @@ def migrate_command(
     wait: WaitOption = 0.0,
 ) -> None:
     """Apply pending migrations in order, each in its own transaction with its ledger row."""
+    from egregora.backends import DatabaseURL
+    from egregora.storage.setup import migrate_database
+
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         result = migrate_database(
@@ -99,6 +102,9 @@ def _print_migration(url: str, result: MigrateResult, as_json: bool) -> None:
 @app.command("status")
 def status_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Current migration, applied and pending ones, schema fingerprint, and any drift."""
+    from egregora.backends import DatabaseURL
+    from egregora.storage.setup import database_status
+
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         report = database_status(url)
@@ -143,6 +149,10 @@ def verify_command(
     ] = False,
 ) -> None:
     """Exit 0 when the live schema equals the catalog; otherwise list every difference, exit 1."""
+    from egregora.backends import DatabaseURL
+    from egregora.storage.integrity import read_every_row
+    from egregora.storage.setup import verify
+
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         differences = verify(url)
@@ -163,6 +173,8 @@ def verify_command(
 
 
 def _print_differences(url: str, differences: list[Difference]) -> None:
+    from egregora.schema.catalog import CATALOG
+
     if not differences:
         console.print(
             f"[green]ok[/green]: {escape(url)} matches the catalog ({len(CATALOG)} tables).",
@@ -209,6 +221,11 @@ def schema(
     as_json: JsonOption = False,
 ) -> None:
     """Print the catalog as DDL, a Mermaid ER diagram, JSON, or the Markdown reference."""
+    from egregora.backends import DatabaseURL, backend_named
+    from egregora.ddl.render import catalog_script
+    from egregora.schema.catalog import CATALOG
+    from egregora.schema.reference import catalog_json, markdown, mermaid
+
     with reported_errors(as_json):
         chosen = dialect.value if dialect else DatabaseURL.parse(db).dialect
     if fmt is SchemaFormat.json:
@@ -240,6 +257,10 @@ def key_command(
     ] = False,
 ) -> None:
     """Show the database's pseudonym key: its id, where it came from, and since when."""
+    from egregora.backends import DatabaseURL
+    from egregora.migrations.keyed import read_key
+    from egregora.storage.setup import open_executor
+
     with reported_errors(as_json):
         url = DatabaseURL.parse(db)
         with open_executor(url, write=False) as executor:
@@ -267,6 +288,7 @@ def rekey_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     The key is EGREGORA_PSEUDONYM_KEY when set (so databases given the same key agree),
     else a new random one. Write the site again afterwards: its pages change names.
     """
+    from egregora.backends import DatabaseURL
     from egregora.runner.rekey import rekey_database  # the runner knows where names hide
 
     with reported_errors(as_json):

@@ -6,16 +6,15 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, fail, reported_errors
 from egregora.errors import ConfigurationError, MissingVersionError
-from egregora.git import GitHistoryResolver, parse_at, sync_repository
-from egregora.git.repository import file_at
-from egregora.storage.store import Storage
+
+if TYPE_CHECKING:
+    from egregora.git import GitHistoryResolver
 
 app = typer.Typer(help="The git time machine: which version of a file was current at time T.")
 
@@ -48,6 +47,9 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Read the ref's first-parent history into the database (only new commits after the first)."""
+    from egregora.git import sync_repository
+    from egregora.storage.store import Storage
+
     counts = not no_line_counts
     with reported_errors(as_json), Storage.open(db) as store:
         store.ensure_schema()
@@ -89,6 +91,9 @@ def resolve(
     as_json: JsonOption = False,
 ) -> None:
     """Print the commit that last changed PATH at or before AT (git log -1 --before=AT -- PATH)."""
+    from egregora.git import GitHistoryResolver, parse_at
+    from egregora.storage.store import Storage
+
     with reported_errors(as_json):
         if batch is None and (path is None or at is None):
             raise ConfigurationError("give PATH and AT, or --batch probes.csv")
@@ -122,6 +127,10 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Print PATH as it was at AT (exit 1 when it did not exist then)."""
+    from egregora.git import GitHistoryResolver, parse_at
+    from egregora.git.repository import file_at
+    from egregora.storage.store import Storage
+
     with reported_errors(False), Storage.open(db, read_only=True) as store:
         resolver = GitHistoryResolver(store)
         repo_id = resolver.repo_id(repo, ref)
@@ -142,6 +151,8 @@ def _resolve_batch(
     follow: bool,
     as_json: bool,
 ) -> None:
+    import pyarrow as pa
+
     paths, stamps, texts = _read_probes(batch)
     probes = pa.table({"path": pa.array(paths, pa.string()), "at": pa.array(stamps)})
     answers = resolver.resolve_many(repo_id, probes, follow_renames=follow)
@@ -170,6 +181,8 @@ def _resolve_batch(
 
 
 def _read_probes(batch: Path) -> tuple[list[str], list[object], list[str]]:
+    from egregora.git import parse_at
+
     try:
         text = batch.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

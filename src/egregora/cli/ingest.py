@@ -8,11 +8,8 @@ from typing import Annotated
 import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
+from egregora.constants import DATE_ORDERS, DateOrder
 from egregora.errors import ConfigurationError
-from egregora.etl import ingest_export
-from egregora.etl.parse import DATE_ORDERS, DateOrder
-from egregora.runs import RunStore
-from egregora.storage.store import Storage
 
 # The options saying how to read an export (`egregora ingest` and `egregora run` share them).
 ExportArgument = Annotated[
@@ -30,7 +27,8 @@ DateOrderOption = Annotated[
     str | None,
     typer.Option(
         "--date-order",
-        help="dmy or mdy, for an export whose dates read both ways (it says so when needed).",
+        help=f"{' or '.join(DATE_ORDERS)}, for an export whose dates read both ways "
+        "(it says so when needed).",
     ),
 ]
 
@@ -44,6 +42,10 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Read a WhatsApp export into `messages` (media into `documents`); new messages only."""
+    from egregora.etl import ingest_export
+    from egregora.runs import RunStore
+    from egregora.storage.store import Storage
+
     with reported_errors(as_json):
         order = parse_date_order(date_order)
         with Storage.open(db) as store:
@@ -85,4 +87,4 @@ def parse_date_order(text: str | None) -> DateOrder | None:
     for order in DATE_ORDERS:
         if text.lower() == order:
             return order
-    raise ConfigurationError(f"--date-order must be dmy or mdy, not {text!r}")
+    raise ConfigurationError(f"--date-order must be {' or '.join(DATE_ORDERS)}, not {text!r}")

@@ -13,8 +13,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from egregora.backends import BACKENDS, is_driver_error
-from egregora.backends.base import NO_ROOM
 from egregora.errors import DiskFullError, EgregoraError, disk_full
 
 DbOption = Annotated[
@@ -56,7 +54,8 @@ def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "err
 @contextmanager
 def reported_errors(as_json: bool) -> Iterator[None]:
     """Turn the project's errors, and any database driver's error, into one line and an exit
-    code (EGREGORA_DEBUG=1 shows a driver error's traceback instead)."""
+    code (EGREGORA_DEBUG=1 shows a driver error's traceback instead). The backends, which
+    load the engines' drivers, are imported only when an error needs naming."""
     try:
         yield
     except EgregoraError as exc:
@@ -65,7 +64,7 @@ def reported_errors(as_json: bool) -> Iterator[None]:
         full = _disk_full(exc)
         if full is not None:
             fail(str(full), code=full.exit_code, as_json=as_json, kind=type(full).__name__)
-        if not is_driver_error(exc) or os.environ.get("EGREGORA_DEBUG"):
+        if not _is_driver_error(exc) or os.environ.get("EGREGORA_DEBUG"):
             raise
         fail(
             f"database error ({type(exc).__name__}): {str(exc).splitlines()[0]}; "
@@ -78,6 +77,9 @@ def reported_errors(as_json: bool) -> Iterator[None]:
 def _disk_full(exc: Exception) -> DiskFullError | None:
     """A full disk or quota met outside the code that names it (a file written, a driver's
     error no store translated) is still named as such, in one line."""
+    from egregora.backends import BACKENDS
+    from egregora.backends.base import NO_ROOM
+
     if isinstance(exc, OSError) and exc.errno in NO_ROOM:
         return disk_full(exc.filename or "the file being written", OSError(exc.errno, exc.strerror))
     for backend in BACKENDS.values():
@@ -85,3 +87,9 @@ def _disk_full(exc: Exception) -> DiskFullError | None:
         if full is not None:
             return full
     return None
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    from egregora.backends import is_driver_error
+
+    return is_driver_error(exc)

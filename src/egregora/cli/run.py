@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from egregora.cli.ingest import (
     DateOrderOption,
@@ -33,10 +24,12 @@ from egregora.cli.output import (
     reported_errors,
 )
 from egregora.cli.work import LEASE_SECONDS, LeaseOption
-from egregora.runner import RunOptions, RunSummary, WindowSpec, load_writer, run_pipeline
-from egregora.runner.demo import TIMEZONE, sample_export
-from egregora.runner.documents import plural
-from egregora.storage.store import Storage
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from egregora.runner import RunOptions, RunSummary
+    from egregora.storage.store import Storage
 
 DEMO_FOLDER = Path(".egregora") / "demo"
 
@@ -78,6 +71,17 @@ class Bars:
 
 def execute(store: Storage, export: Path, options: RunOptions, as_json: bool) -> RunSummary:
     """Run the pipeline, with progress bars unless the output is JSON."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from egregora.runner import run_pipeline
+
     if as_json:
         return run_pipeline(store, export, options)
     with Progress(
@@ -104,12 +108,16 @@ def open_and_run(
     db: str | None, export: Path, options: RunOptions, as_json: bool
 ) -> tuple[RunSummary, str]:
     """Open (and migrate) the database, run, and say where the database is."""
+    from egregora.storage.store import Storage
+
     with Storage.open(db) as store:
         store.ensure_schema()
         return execute(store, export, options, as_json), str(store.url)
 
 
 def report(summary: RunSummary, db: str) -> None:
+    from egregora.runner.documents import plural
+
     docs = summary.documents
     say(
         f"{summary.thread_id}: {summary.messages} messages in the export, "
@@ -174,6 +182,8 @@ def run(
 
     Only what is new is made; a run stopped half-way is finished by the next one.
     """
+    from egregora.runner import RunOptions, WindowSpec, load_writer
+
     with reported_errors(as_json):
         options = RunOptions(
             window=WindowSpec.parse(window),
@@ -201,6 +211,9 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole job on the sample chat shipped with egregora, and say what it made."""
+    from egregora.runner import RunOptions
+    from egregora.runner.demo import TIMEZONE, sample_export
+
     with reported_errors(as_json):
         export = sample_export(folder)
         target = db or str(folder / "egregora.duckdb")

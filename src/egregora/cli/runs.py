@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing, when
 from egregora.cli.tasks import held, print_workers
-from egregora.runner.execute import run_of_worker
-from egregora.runs import Run, RunStore
-from egregora.tasks import TaskStore
+
+if TYPE_CHECKING:
+    from egregora.runs import Run
 
 app = typer.Typer(help="Run records: each pipeline stage run and how it ended.")
 
@@ -28,6 +27,10 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """Runs, newest first. Runs whose process died are marked failed (stale) first."""
+    from rich.table import Table
+
+    from egregora.runs import RunStore
+
     with reported_errors(as_json), existing(db) as store:
         runs = RunStore(store)
         stale = runs.mark_stale()
@@ -60,6 +63,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One run: its record, the runs it started, and its tasks by state."""
+    from egregora.runner.execute import run_of_worker
+    from egregora.runs import RunStore
+    from egregora.tasks import TaskStore
+
     with reported_errors(as_json), existing(db) as store:
         runs = RunStore(store)
         runs.mark_stale()

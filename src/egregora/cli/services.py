@@ -6,9 +6,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from egregora.errors import ConfigurationError
-from egregora.storage.store import Storage
+
+if TYPE_CHECKING:
+    from egregora.storage.store import Storage
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -18,6 +21,8 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 def existing(db: str | None) -> Iterator[Storage]:
     """The database ``db``, migrated to the latest schema; a missing file is an error (these
     commands look after a database, they do not make one)."""
+    from egregora.storage.store import Storage
+
     with Storage.open(db, create=False) as store:
         store.ensure_schema()
         yield store

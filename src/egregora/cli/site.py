@@ -9,7 +9,6 @@ import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing
-from egregora.runner.publish import build_site
 
 app = typer.Typer(help="The site: pages, cards and media, from the database alone.")
 
@@ -30,6 +29,8 @@ def build(
 ) -> None:
     """Draw the missing cards and write the whole site, media included, on any machine that
     reaches the database: nothing of the export or of the machine that ran it is needed."""
+    from egregora.runner.publish import build_site
+
     with reported_errors(as_json), existing(db) as store:
         planned, published = build_site(store, site, thread=thread, site_name=site_name)
     if as_json:

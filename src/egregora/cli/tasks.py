@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing, when
-from egregora.tasks import FINISHED, Task, TaskStore
+from egregora.constants import FINISHED
+
+if TYPE_CHECKING:
+    from egregora.tasks import Task
 
 app = typer.Typer(help="The task queue: work the pipeline has queued, running and done.")
 
@@ -31,6 +33,10 @@ def list_tasks(
 ) -> None:
     """Tasks in the order they would be claimed, and how many are in each state. Tasks whose
     lease lapsed are returned to pending first (or failed, when out of attempts)."""
+    from rich.table import Table
+
+    from egregora.tasks import TaskStore
+
     with reported_errors(as_json), existing(db) as store:
         queue = TaskStore(store)
         queue.release_lapsed()
@@ -107,6 +113,8 @@ def retry(
     as_json: JsonOption = False,
 ) -> None:
     """Queue finished tasks again from their first attempt (failed ones by default)."""
+    from egregora.tasks import TaskStore
+
     with reported_errors(as_json), existing(db) as store:
         queued = TaskStore(store).retry(status, task_ids or None)
     if as_json:
@@ -130,6 +138,8 @@ def purge(
     as_json: JsonOption = False,
 ) -> None:
     """Delete finished tasks (or those in --status); running tasks are never purged."""
+    from egregora.tasks import TaskStore
+
     statuses = tuple(status) if status else FINISHED
     with reported_errors(as_json), existing(db) as store:
         removed = TaskStore(store).purge(statuses)

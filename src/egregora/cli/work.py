@@ -14,9 +14,7 @@ import typer
 
 from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
 from egregora.cli.services import existing
-from egregora.runner import load_writer
-from egregora.runner.execute import LEASE
-from egregora.runner.workers import work as work_queue
+from egregora.constants import LEASE
 
 WriterOption = Annotated[
     str | None,
@@ -65,6 +63,9 @@ def work(
     stops a worker cleanly: the tasks it began are finished and written, the others given
     back; a second one stops it at once (its tasks are taken over when its lease lapses).
     """
+    from egregora.runner import load_writer
+    from egregora.runner.workers import work as work_queue
+
     with reported_errors(as_json):
         chosen = load_writer(writer)
         with existing(db) as store, _stopping() as stop:

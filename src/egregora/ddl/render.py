@@ -7,17 +7,15 @@ names and values are escaped by the generator, never formatted into SQL text by 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypeAlias
 
 import ibis.expr.datatypes as dt
 import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType, PostgresType
 from sqlglot import exp
 
+from egregora.constants import DIALECTS as DIALECTS
+from egregora.constants import Dialect as Dialect
 from egregora.schema.model import Catalog, Table, Unique
-
-Dialect: TypeAlias = Literal["duckdb", "postgres"]
-DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")  # the names Index.dialects uses
 
 _TYPE_MAPPERS = {"duckdb": DuckDBType, "postgres": PostgresType}
 # Where a UNIQUE can be declared DEFERRABLE (checked at commit when a transaction asks). DuckDB

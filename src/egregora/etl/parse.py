@@ -15,11 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egregora.constants import DATE_ORDERS as DATE_ORDERS
+from egregora.constants import DateOrder as DateOrder
 from egregora.errors import ConfigurationError, EgregoraError
 from egregora.etl.archive import utf8_array
 from egregora.etl.formats import (
@@ -53,8 +55,6 @@ from egregora.etl.notices import (
     is_notice,
 )
 
-DateOrder = Literal["dmy", "mdy", "ymd"]
-DATE_ORDERS: tuple[DateOrder, ...] = ("dmy", "mdy")  # the orders a file can leave open
 # Each layout's header, and the date order it fixes (None: decided from the dates).
 LAYOUTS: tuple[tuple[str, DateOrder | None], ...] = (
     (HEADER, None),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from egregora.constants import LEASE as LEASE
 from egregora.errors import EgregoraError, LeaseLostError
 from egregora.runner.documents import (
     AuthorInput,
@@ -48,7 +49,6 @@ from egregora.tasks import Task, TaskStore
 
 WINDOW, PROFILE = "window", "profile"
 TASK_TYPES = (WINDOW, PROFILE)
-LEASE = timedelta(seconds=60)  # renewed every third of it while a task runs
 BATCH_SECONDS = 1.0  # a batch's work grows or shrinks towards this
 # An idle worker looks at the queue again this often while other workers hold the last tasks
 # (to stop as soon as they are done), and at the longest MAX_WAIT otherwise.

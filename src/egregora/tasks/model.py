@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from egregora.constants import FINISHED as FINISHED
 from egregora.errors import ConfigurationError
 
 STATUSES = ("pending", "running", "succeeded", "failed", "superseded")
 ACTIVE = ("pending", "running")
-FINISHED = ("succeeded", "failed", "superseded")
 
 # The columns a Task is read from, in order (every statement's RETURNING and SELECT use them).
 COLUMNS = (
