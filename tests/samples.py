@@ -296,6 +296,13 @@ def valid_rows() -> dict[str, list[dict[str, Any]]]:
             },
             {
                 "repo_id": "repo-1",
+                "commit_sha": "b" * 40,
+                "path": "posts/copy.md",
+                "change_type": "C",
+                "source_path": "posts/hello.md",
+            },
+            {
+                "repo_id": "repo-1",
                 "commit_sha": "a" * 40,
                 "path": "posts/hello.md",
                 "change_type": "A",
