@@ -36,11 +36,14 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": {"schema", "storage", "errors", "clock", "constants"},  # a service on storage
     "media": {"schema", "storage", "backends", "errors", "drafts"},  # a service on storage
     # on the services
-    "etl": {"schema", "storage", "errors", "digest", "runs", "pseudonyms", "media", "constants"},
+    "etl": {
+        *("schema", "storage", "errors", "digest", "runs", "pseudonyms", "media", "constants"),
+        "lazy",
+    },
     # on the ETL; a rekey rewrites stored pseudonyms through the migrations' rewrite
     "runner": {
         *("storage", "errors", "assets", "runs", "tasks", "etl", "pseudonyms", "migrations"),
-        *("media", "drafts", "constants"),
+        *("media", "drafts", "constants", "lazy"),
     },
     "cli": {
         *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
@@ -53,6 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     "pseudonyms": {"errors"},  # how people and chats are named, from the root up
     # values several layers share and the command line's options name, beside the root
     "constants": set(),
+    "lazy": set(),  # package names imported on first use (PEP 562), beside the root
 }
 
 

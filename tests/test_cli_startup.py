@@ -174,3 +174,18 @@ def test_git_resolve_loads_neither_the_runner_nor_the_etl_nor_the_asset_cache(
         frozenset({"runner", "etl", "assets", "media", "tasks", "runs"}),
     )
     assert unused == []
+
+
+def test_work_loads_neither_the_ingest_nor_the_site_builder(tmp_path: Path) -> None:
+    """A worker process writes windows: started once per worker, it pays for no ingest."""
+    db = str(tmp_path / "queue.duckdb")
+    made = CliRunner().invoke(app, ["db", "init", "--db", db])
+    assert made.exit_code == 0, made.output
+    code, out, modules = _egregora(["work", "--until-empty", "--db", db, "--json"], tmp_path)
+    assert code == 0 and json.loads(out)["tasks"] == 0
+    assert "egregora.runner.execute" in modules  # the command really ran
+    etl = [m for m in modules if m.split(".")[:2] == ["egregora", "etl"]]
+    assert etl == ["egregora.etl", "egregora.etl.formats"]  # the name rules only
+    publishing = {"egregora.runner.pipeline", "egregora.runner.publish", "egregora.runner.site"}
+    assert publishing.isdisjoint(modules)
+    assert _heavy(modules, frozenset({"pandera", "PIL", "whatstk"}), frozenset()) == []

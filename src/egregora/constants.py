@@ -23,3 +23,6 @@ FINISHED = ("succeeded", "failed", "superseded")
 
 # How long a worker holds a task without news.
 LEASE = timedelta(seconds=60)  # renewed every third of it while a task runs
+
+# The chat exports egregora reads: the value of messages.source and of pseudonyms' scope.
+SOURCE = "whatsapp"

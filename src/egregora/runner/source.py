@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egregora.etl.ingest import SOURCE
+from egregora.constants import SOURCE
 from egregora.pseudonyms import Pseudonyms
 from egregora.runner.markup import one_line
 from egregora.runner.model import Message, Window
