@@ -492,33 +492,31 @@ def test_a_longer_export_writes_only_the_windows_it_changes(place: Place) -> Non
     assert second.new_documents == len(new) + len(profiles)
 
 
-def test_weeks_and_message_counts_are_windows_too(demo_copy: Demo) -> None:
-    export = demo_copy.folder / "WhatsApp Chat with Trip Planners.zip"
-    db = demo_copy.db
-    weekly = runner.invoke(
-        app, ["run", str(export), "--window", "week", "--tz", TIMEZONE, "--db", db, "--json"]
+@pytest.mark.parametrize(
+    ("window", "want"),
+    [
+        ("week", ["2024-W18", "2024-W19", "2024-W20", "2024-W21"]),
+        ("100", [f"n100-0000{i}" for i in range(1, 6)]),
+    ],
+)
+def test_weeks_and_message_counts_are_windows_too(
+    window: str, want: list[str], tmp_path: Path
+) -> None:
+    """Each on a database of its own: a thread keeps the windows of its first plan."""
+    export = sample_export(tmp_path / "export")
+    db = str(tmp_path / "egregora.duckdb")
+    made = runner.invoke(
+        app, ["run", str(export), "--window", window, "--tz", TIMEZONE, "--db", db, "--json"]
     )
-    assert weekly.exit_code == 0, weekly.output
-    counted = runner.invoke(
-        app, ["run", str(export), "--window", "100", "--tz", TIMEZONE, "--db", db, "--json"]
-    )
-    assert counted.exit_code == 0, counted.output
+    assert made.exit_code == 0, made.output
     with Storage.open(db, read_only=True) as store:
         labels = [
             json.loads(d["extensions"])["label"]
             for d in rows(store, "documents")
             if d["doc_type"] == "journal"
         ]
-    assert sorted(lbl for lbl in labels if "-W" in lbl) == [
-        "2024-W18",
-        "2024-W19",
-        "2024-W20",
-        "2024-W21",
-    ]
-    assert sorted(lbl for lbl in labels if lbl.startswith("n100-")) == [
-        f"n100-0000{i}" for i in range(1, 6)
-    ]
-    assert json.loads(counted.stdout)["documents"]["journal"] == 20 + 4 + 5
+    assert sorted(labels) == want
+    assert json.loads(made.stdout)["documents"]["journal"] == len(want)
 
 
 class Failing(ExtractiveWriter):
@@ -566,9 +564,14 @@ def test_the_site_never_replaces_a_file_it_did_not_write(demo_copy: Demo) -> Non
     page.unlink()
     stranger = site / "docs" / "profiles" / "index.md"
     stranger.write_text("written by someone else\n", encoding="utf-8")
-    (site / MANIFEST).unlink()
+    known = json.loads((site / MANIFEST).read_text(encoding="utf-8"))
+    del known["files"]["docs/profiles/index.md"]  # a page egregora has not written, put there
+    (site / MANIFEST).write_text(json.dumps(known), encoding="utf-8")
     result = demo_copy.invoke()
     assert result.exit_code == 2 and "was not written by egregora" in result.output
+    (site / MANIFEST).unlink()  # no manifest: a folder of files that is no egregora site
+    result = demo_copy.invoke()
+    assert result.exit_code == 2 and "is not a site egregora made" in result.output
     assert stranger.read_text(encoding="utf-8") == "written by someone else\n"
 
 

@@ -199,8 +199,8 @@ def _explain_open_error(path: Path, exc: duckdb.Error) -> EgregoraError | None:
         pid = int(match.group(1)) if match else None
         holder = f"process {pid}" if pid is not None else "another process"
         return DatabaseLockedError(
-            f"{path} is locked by {holder}; wait for it to finish or stop it, then retry, "
-            "or pass --wait SECONDS (DuckDB allows one writing process per file)",
+            f"{path} is locked by {holder} (DuckDB allows one writing process per file); "
+            "wait for it to finish or stop it, then retry",
             pid=pid,
         )
     return DatabaseError(f"cannot open {path}: {text}")

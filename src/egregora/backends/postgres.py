@@ -549,7 +549,7 @@ class Postgres(Backend):
                 holder = f"backend process {holders[0][0]}" if holders else "another session"
                 raise DatabaseLockedError(
                     f"another egregora migrate holds the migration lock ({holder}); wait for "
-                    "it to finish and retry, or pass --wait SECONDS",
+                    "it to finish and retry",
                     pid=holders[0][0] if holders else None,
                 )
             time.sleep(0.1)

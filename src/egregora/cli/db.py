@@ -46,7 +46,7 @@ def init(db: DbOption = None, as_json: JsonOption = False, wait: WaitOption = 0.
     from egregora.backends import DatabaseURL
     from egregora.storage.setup import migrate_database
 
-    with reported_errors(as_json):
+    with reported_errors(as_json, waits=True):
         url = DatabaseURL.parse(db)
         result = migrate_database(url, wait=wait)
     _print_migration(str(url), result, as_json)
@@ -70,7 +70,7 @@ def migrate_command(
     from egregora.backends import DatabaseURL
     from egregora.storage.setup import migrate_database
 
-    with reported_errors(as_json):
+    with reported_errors(as_json, waits=True):
         url = DatabaseURL.parse(db)
         result = migrate_database(
             url, target=to, dry_run=dry_run, allow_edited=allow_edited, wait=wait

@@ -99,14 +99,15 @@ def resolve(
             raise ConfigurationError("give PATH and AT, or --batch probes.csv")
         if batch is not None and (path is not None or at is not None):
             raise ConfigurationError("give either PATH and AT or --batch, not both")
+        when = parse_at(at) if at is not None else None  # refused before the database opens
         with Storage.open(db, read_only=True) as store:
             resolver = GitHistoryResolver(store)
             repo_id = resolver.repo_id(repo, ref)
             if batch is not None:
                 _resolve_batch(resolver, repo_id, batch, out, follow, as_json)
                 return
-            assert path is not None and at is not None
-            answer = resolver.resolve(repo_id, path, parse_at(at), follow_renames=follow)
+            assert path is not None and when is not None
+            answer = resolver.resolve(repo_id, path, when, follow_renames=follow)
     if as_json:
         emit_json({"repo_id": repo_id, **answer.to_dict()})
     if answer.commit_sha is None:

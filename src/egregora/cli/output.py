@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from egregora.errors import DiskFullError, EgregoraError, disk_full
+from egregora.errors import DatabaseLockedError, DiskFullError, EgregoraError, disk_full
 
 DbOption = Annotated[
     str | None,
@@ -52,12 +52,16 @@ def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "err
 
 
 @contextmanager
-def reported_errors(as_json: bool) -> Iterator[None]:
+def reported_errors(as_json: bool, *, waits: bool = False) -> Iterator[None]:
     """Turn the project's errors, and any database driver's error, into one line and an exit
     code (EGREGORA_DEBUG=1 shows a driver error's traceback instead). The backends, which
-    load the engines' drivers, are imported only when an error needs naming."""
+    load the engines' drivers, are imported only when an error needs naming. ``waits``: the
+    command takes ``--wait``, which a locked database's error then offers."""
     try:
         yield
+    except DatabaseLockedError as exc:
+        offer = ", or pass --wait SECONDS" if waits else ""
+        fail(f"{exc}{offer}", code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
     except EgregoraError as exc:
         fail(str(exc), code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
     except Exception as exc:

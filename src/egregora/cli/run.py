@@ -107,8 +107,11 @@ def say(text: str) -> None:
 def open_and_run(
     db: str | None, export: Path, options: RunOptions, as_json: bool
 ) -> tuple[RunSummary, str]:
-    """Open (and migrate) the database, run, and say where the database is."""
+    """Check the input, open (and migrate) the database, run, and say where the database is."""
+    from egregora.runner.pipeline import check_input
     from egregora.storage.store import Storage
+
+    check_input(export, options)  # refused before a database file is made
 
     with Storage.open(db) as store:
         store.ensure_schema()

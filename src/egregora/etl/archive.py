@@ -146,12 +146,17 @@ class Export:
 ZIP_MAGIC = b"PK\x03\x04"  # how every zip's first entry begins
 
 
-def open_export(path: Path) -> Export:
-    """Read ``path`` (a .zip or a .txt) and check it; raise naming the cause and the fix."""
+def check_export_path(path: Path) -> None:
+    """Refuse a path that is no file at all, before anything is opened or written."""
     if not path.exists():
         raise ExportFileError(f"{path} does not exist; give the path of the exported .zip or .txt")
     if path.is_dir():
         raise ExportFileError(f"{path} is a folder; give the exported .zip or the chat's .txt")
+
+
+def open_export(path: Path) -> Export:
+    """Read ``path`` (a .zip or a .txt) and check it; raise naming the cause and the fix."""
+    check_export_path(path)
     if zipfile.is_zipfile(path):
         return _open_zip(path)
     with path.open("rb") as head:

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egregora.constants import SOURCE
 from egregora.errors import ConfigurationError
 from egregora.etl.archive import Export, MediaFile, open_export
 from egregora.etl.formats import media_type
@@ -44,7 +45,6 @@ from egregora.runs import RunStore
 from egregora.storage import keys
 from egregora.storage.store import Storage
 
-SOURCE = "whatsapp"
 Progress = Callable[[str], None]
 
 
@@ -90,11 +90,14 @@ def ingest_export(
     runs: RunStore | None = None,
     parent_run: str | None = None,
     progress: Progress | None = None,
+    check_thread: Callable[[str, str], None] | None = None,
 ) -> IngestResult:
     """Read the export at ``path`` (.zip or .txt) into ``store``; see the module docstring.
 
     With ``runs``, the ingest is recorded as a run of stage ``ingest`` (under ``parent_run``)
-    once the export has passed every check, and its rows name that run.
+    once the export has passed every check, and its rows name that run. ``check_thread`` is
+    given the thread's id and zone once they are known, before anything is written, and may
+    refuse by raising.
     """
     say = progress or (lambda _: None)
     zone_name = timezone_name(tz)
@@ -112,6 +115,7 @@ def ingest_export(
             runs=runs,
             parent_run=parent_run,
             say=say,
+            check_thread=check_thread,
             names=names,
         )
 
@@ -129,12 +133,15 @@ def _ingest(
     parent_run: str | None,
     say: Progress,
     names: Pseudonyms,
+    check_thread: Callable[[str, str], None] | None = None,
 ) -> IngestResult:
     say("parsing messages")
     entries = parse_export(export.take_text(), name=str(path), date_order=date_order)
     _let_go()
     chat_name = thread or export.chat_name
     thread_id = thread_slug(chat_name)
+    if check_thread is not None:
+        check_thread(thread_id, zone_name)
     media = MediaFiles.of(store, media_dir, writing=True) if export.media else None
     if media is not None:
         media.sweep()  # what an ingest killed half-way left in the folder

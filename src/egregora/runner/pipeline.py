@@ -11,15 +11,17 @@ export writes nothing, and a run killed at any point is finished by the next.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from egregora.errors import EgregoraError
+from egregora.errors import ConfigurationError, EgregoraError
 from egregora.etl import ingest_export
-from egregora.etl.ingest import IngestResult
+from egregora.etl.archive import check_export_path
+from egregora.etl.ingest import IngestResult, timezone_name
 from egregora.etl.parse import DateOrder
 from egregora.runner.execute import LEASE, PROFILE, TASK_TYPES, WINDOW, Executed, run_of_worker
 from egregora.runner.markup import one_line
@@ -27,6 +29,7 @@ from egregora.runner.model import WindowSpec
 from egregora.runner.plan import Plan, make_plan
 from egregora.runner.progress import Reporter, Silent
 from egregora.runner.publish import Published, media_reader, publish
+from egregora.runner.site import check_site_folder
 from egregora.runner.source import ThreadMessages
 from egregora.runner.workers import (
     children_done,
@@ -102,6 +105,15 @@ class RunSummary:
         }
 
 
+def check_input(export: Path, options: RunOptions) -> None:
+    """Refuse what cannot run before a database is opened or anything is written: an export
+    path that is no file, an unknown time zone, a site folder that is not egregora's."""
+    check_export_path(export)
+    timezone_name(options.tz)
+    if options.site is not None:
+        check_site_folder(options.site)
+
+
 def run_pipeline(
     store: Storage,
     export: Path,
@@ -110,6 +122,7 @@ def run_pipeline(
 ) -> RunSummary:
     """Run every stage on ``export`` (a .zip or .txt WhatsApp export) into ``store``."""
     options = options or RunOptions()
+    check_input(export, options)
     say = reporter or Silent()
     runs = RunStore(store)
     queue = TaskStore(store, backoff=options.backoff)
@@ -194,6 +207,7 @@ def _ingest_and_plan(
         runs=runs,
         parent_run=run_id,
         progress=say.step,
+        check_thread=functools.partial(refuse_changed_plan, runs, options.window),
     )
     thread_id = ingested.thread_id
     say.stage("plan")
@@ -211,6 +225,45 @@ def _ingest_and_plan(
         queued = _enqueue(runs, queue, plan, run_id, ingested.timezone)
         counts.rows_in, counts.rows_out = plan.messages, queued
     return ingested, source, site_name, plan
+
+
+# What a thread's plan is made with, and the flag that sets each: kept for the thread's life.
+PLANNED_WITH = (("window", "--window"), ("tz", "--tz"))
+
+
+def refuse_changed_plan(runs: RunStore, window: WindowSpec, thread_id: str, zone: str) -> None:
+    """Refuse a run whose window or zone differs from what the thread was planned with.
+
+    A thread's windows and zone are kept for its life: posts made by days and by weeks side
+    by side, or messages read in two zones, would both be wrong; so a run asking for others
+    is refused, before anything is written, naming the stored values and the flags that
+    keep them."""
+    before = last_plan(runs, thread_id)
+    if before is None:
+        return
+    asked = {"window": str(window), "tz": zone}
+    changed = [
+        f"{flag} {asked[key]}"
+        for key, flag in PLANNED_WITH
+        if before.get(key) is not None and before[key] != asked[key]
+    ]
+    if changed:
+        kept = " ".join(f"{flag} {before[key]}" for key, flag in PLANNED_WITH if key in before)
+        raise ConfigurationError(
+            f"thread {thread_id} was planned with {kept}; this run asks for "
+            f"{' '.join(changed)}. Run it with {kept} (a thread keeps the windows and zone "
+            "it was first planned with; for others, ingest it into a new database with --db); "
+            "nothing was written"
+        )
+
+
+def last_plan(runs: RunStore, thread_id: str) -> dict[str, Any] | None:
+    """The settings of the thread's latest successful plan (None: never planned)."""
+    for run in runs.list(stage="plan", status="succeeded", limit=None):
+        config = run.attrs.get("config") or {}
+        if config.get("thread") == thread_id:
+            return dict(config)
+    return None
 
 
 def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str, zone_name: str) -> int:

@@ -410,7 +410,7 @@ def _commit(folder: Path, files: Mapping[str, Content]) -> SiteResult:
     """
     manifest_path = folder / MANIFEST
     with _writing(folder):
-        _check_folder(folder)
+        check_site_folder(folder)
         known = _manifest(manifest_path)
         changes = _changes(folder, files, known)
         remove_abandoned_drafts(folder)
@@ -468,8 +468,11 @@ def _remove_no_longer_made(
             target.unlink()
 
 
-def _check_folder(folder: Path) -> None:
-    """Refuse, before anything is written, a site folder that is a file or lies under one."""
+def check_site_folder(folder: Path) -> None:
+    """Refuse, before anything is written, a site folder that is a file or lies under one, or
+    that holds files but is no egregora site (it has no manifest): a project's folder, a
+    home, the folder an export lies in. An empty or new folder, or a site egregora made, is
+    written."""
     blocker = _file_in_the_way(folder)
     if blocker == folder:
         raise SiteError(f"{folder} is a file, not a folder; choose another --site")
@@ -477,6 +480,12 @@ def _check_folder(folder: Path) -> None:
         raise SiteError(
             f"cannot make the site folder {folder}: {blocker} is a file, not a folder; move "
             "it away or choose another --site"
+        )
+    held = folder.is_dir() and any(not p.name.startswith(PREFIX) for p in folder.iterdir())
+    if held and not (folder / MANIFEST).exists():
+        raise SiteError(
+            f"{folder} holds files and is not a site egregora made (it has no {MANIFEST}); "
+            "give --site an empty or new folder; nothing was written"
         )
 
 

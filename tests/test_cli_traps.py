@@ -1,0 +1,147 @@
+"""What a new user meets on the command line: errors naming fixes the command accepts, and
+input refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from egregora.cli.app import app
+from egregora.runner.demo import TIMEZONE, sample_export
+from egregora.storage import Storage
+
+# Holds a DuckDB file open for writing until its standard input closes.
+_HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held_duckdb(tmp_path: Path) -> Iterator[Path]:
+    """A migrated DuckDB file that another process holds open for writing."""
+    db = tmp_path / "held.duckdb"
+    made = CliRunner().invoke(app, ["db", "init", "--db", str(db)])
+    assert made.exit_code == 0, made.output
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    try:
+        yield db
+    finally:
+        holder.communicate(timeout=60)
+
+
+def _egregora(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "egregora", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["runs", "list"], ["tasks", "list"], ["db", "status"], ["git", "resolve", "x", "a.md", "@0"]],
+)
+def test_a_locked_database_offers_wait_only_to_commands_that_take_it(
+    held_duckdb: Path, command: list[str]
+) -> None:
+    done = _egregora(*command, "--db", str(held_duckdb))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is locked by process" in lines[0], done.stderr
+    assert "--wait" not in lines[0]
+    assert "No such option" not in done.stderr
+
+
+def test_a_locked_database_offers_wait_to_migrate_which_takes_it(held_duckdb: Path) -> None:
+    done = _egregora("db", "migrate", "--db", str(held_duckdb))
+    assert done.returncode != 0
+    assert "then retry, or pass --wait SECONDS" in done.stderr, done.stderr
+    waited = _egregora("db", "migrate", "--wait", "0.2", "--db", str(held_duckdb))
+    assert "is locked by process" in waited.stderr  # the option exists; the file stayed held
+
+
+# -- refused before anything is written --------------------------------------------------------
+@pytest.fixture
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_export(tmp_path_factory.mktemp("export"))
+
+
+def _everything_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "missing.zip"], "missing.zip does not exist"),
+        (["run", "{export}", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["run", "{export}", "--site", "{export_folder}"], "is not a site egregora made"),
+    ],
+    ids=["missing-export", "unknown-zone", "foreign-site-folder"],
+)
+def test_refused_input_creates_no_database(
+    args: list[str], said: str, export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no --db, a run would make .egregora/egregora.duckdb here: a refusal makes nothing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EGREGORA_DB", raising=False)
+    before = _everything_under(export.parent)
+    argv = [a.format(export=export, export_folder=export.parent) for a in args]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert _everything_under(tmp_path) == []  # no database, no folder
+    assert _everything_under(export.parent) == before  # the site was not written there
+
+
+def _run(export: Path, db: Path, *extra: str) -> Result:
+    return CliRunner().invoke(app, ["run", str(export), "--db", str(db), "--json", *extra])
+
+
+def _documents(db: Path) -> list[tuple[str, str]]:
+    with Storage.open(str(db), read_only=True) as store:
+        table = store.to_pyarrow(store.table("documents").select("doc_type", "id"))
+    return sorted(zip(table["doc_type"].to_pylist(), table["id"].to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        (["--window", "week", "--tz", TIMEZONE], "this run asks for --window week"),
+        (["--tz", "America/Sao_Paulo"], "this run asks for --tz America/Sao_Paulo"),
+    ],
+    ids=["window", "zone"],
+)
+def test_a_changed_window_or_zone_is_refused_naming_the_stored_one(
+    changed: list[str], named: str, export: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "egregora.duckdb"
+    first = _run(export, db, "--tz", TIMEZONE)
+    assert first.exit_code == 0, first.output
+    made = _documents(db)
+    assert sum(kind == "post" for kind, _ in made) == 20  # one post a day
+    again = _run(export, db, *changed)
+    assert again.exit_code == 2, again.output
+    error = json.loads(again.stdout.splitlines()[0])["error"]
+    assert error["type"] == "ConfigurationError" and named in error["message"]
+    assert f"--window day --tz {TIMEZONE}" in error["message"]  # what the thread keeps
+    assert _documents(db) == made  # no weekly posts beside the daily ones
+    same = _run(export, db, "--tz", TIMEZONE)
+    assert same.exit_code == 0, same.output
