@@ -15,6 +15,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from sqlglot import exp
 
 from benchmarks.archive import EtlArchiveEntries
+from benchmarks.cli_startup import CliStartup
 from benchmarks.data import DOCUMENTS, RUNS, insert_from, insert_runs
 from benchmarks.databases import Databases
 from benchmarks.etl import EtlIngest
@@ -225,4 +226,5 @@ CASES: dict[str, Callable[[pa.Table, Databases], Benchmark]] = {
     RunnerRun.name: RunnerRun,
     RunWorkers.name: RunWorkers,
     EtlArchiveEntries.name: EtlArchiveEntries,
+    CliStartup.name: CliStartup,
 }
