@@ -29,7 +29,10 @@ ALLOWED: dict[str, set[str]] = {
         "pseudonyms",
         "",
     },  # "" is the package root, for __version__
-    "storage": {"schema", "ddl", "backends", "migrations", "contracts", "errors", "pseudonyms"},
+    "storage": {
+        *("schema", "ddl", "backends", "migrations", "contracts", "errors", "pseudonyms"),
+        *("drafts", "constants"),  # drafts: a file written under a private name, then renamed
+    },
     "git": {"schema", "storage", "errors", "clock"},  # a service on storage
     "assets": {"schema", "storage", "errors", "digest", "clock"},  # a service on storage
     "runs": {"schema", "storage", "errors", "digest", "clock", ""},  # "" for __version__
@@ -156,6 +159,8 @@ _MAY_DELETE = {
     # what a dead ingest's journal lists and no document names, abandoned drafts and journals
     ("media/folder.py", "sweep"),
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
+    ("storage/export.py", "export_table"),  # its own draft, once linked or renamed into place
+    ("storage/export.py", "_put"),  # the file `egregora export --replace` is asked to replace
     # a page egregora wrote and nobody edited (its manifest and its bytes say), no longer made
     ("runner/site.py", "_remove_no_longer_made"),
 }

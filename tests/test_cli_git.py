@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -217,3 +218,33 @@ def test_show_prints_the_file_as_it_was(repo: Path, where: str) -> None:
     assert _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 100}", *db)[:2] == (0, "changed")
     code, out, err = _run("git", "show", str(repo), TRICKY[0], f"@{T0 - 1}", *db)
     assert code == 1 and out == "" and "did not exist yet" in err
+
+
+def test_show_json_gives_the_answer_and_the_file(repo: Path, where: str) -> None:
+    assert _run("git", "sync", str(repo), "--db", where)[0] == 0
+    db = ("--db", where)
+    code, out, _ = _run("git", "show", str(repo), TRICKY[0], f"@{T0 + 100}", *db, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["found_path"] == TRICKY[0] and shown["exists"] is True
+    assert (shown["encoding"], shown["content"], shown["bytes"]) == ("utf-8", "changed", 7)
+    resolved = json.loads(
+        _run("git", "resolve", str(repo), TRICKY[0], f"@{T0 + 100}", *db, "--json")[1]
+    )
+    assert shown["commit_sha"] == resolved["commit_sha"]
+    code, out, _ = _run("git", "show", str(repo), TRICKY[0], f"@{T0 - 1}", *db, "--json")
+    assert code == 1 and json.loads(out)["ok"] is False
+    assert "did not exist yet" in json.loads(out)["error"]["message"]
+
+
+def test_show_json_gives_bytes_that_are_not_text_as_base64(tmp_path: Path, where: str) -> None:
+    root = tmp_path / "bin"
+    root.mkdir()
+    _git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    (root / "card.png").write_bytes(b"\x89PNG\xff\x00")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "add")
+    assert _run("git", "sync", str(root), "--db", where)[0] == 0
+    code, out, _ = _run("git", "show", str(root), "card.png", f"@{T0 + 1}", "--db", where, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["encoding"] == "base64"
+    assert base64.b64decode(shown["content"]) == b"\x89PNG\xff\x00"

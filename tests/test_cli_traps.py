@@ -4,17 +4,20 @@ input refused before anything is written."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from egregora.cli.app import app
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.storage import Storage
+from tests.test_cli_startup import _command_paths
 
 # Holds a DuckDB file open for writing until its standard input closes.
 _HOLDER = """
@@ -145,3 +148,40 @@ def test_a_changed_window_or_zone_is_refused_naming_the_stored_one(
     assert _documents(db) == made  # no weekly posts beside the daily ones
     same = _run(export, db, "--tz", TIMEZONE)
     assert same.exit_code == 0, same.output
+
+
+# -- help -----------------------------------------------------------------------------------------
+COMMANDS = [" ".join(p) for p in _command_paths(typer.main.get_command(app))]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: p or "egregora")
+def test_help_answers_dash_h_and_shows_no_bool_placeholder(path: str) -> None:
+    words = path.split()
+    short = CliRunner().invoke(app, [*words, "-h"], env={"COLUMNS": "200"})
+    assert short.exit_code == 0, short.output
+    assert (
+        short.output == CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "200"}).output
+    )
+    assert "<bool>" not in short.output
+    (usage,) = [line for line in short.output.splitlines() if "Usage:" in line]
+    assert re.search(r"[{\[][a-z_]+[}\]]", usage) is None, usage  # {export}, [path]
+    assert "-h" in short.output and "Usage:" in short.output
+
+
+def test_an_argument_is_written_in_capitals_in_the_usage_line() -> None:
+    shown = CliRunner().invoke(app, ["run", "-h"], env={"COLUMNS": "200"}).output
+    assert "run [OPTIONS] {EXPORT}" in shown
+
+
+def test_every_command_takes_json() -> None:
+    root = typer.main.get_command(app)
+    lacking = []
+    for path in _command_paths(root):
+        command = root
+        for word in path:
+            command = command.commands[word]  # type: ignore[attr-defined]
+        if hasattr(command, "commands"):
+            continue  # a group: its commands are checked
+        if "--json" not in {name for param in command.params for name in param.opts}:
+            lacking.append(" ".join(path))
+    assert lacking == []

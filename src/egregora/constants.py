@@ -26,3 +26,7 @@ LEASE = timedelta(seconds=60)  # renewed every third of it while a task runs
 
 # The chat exports egregora reads: the value of messages.source and of pseudonyms' scope.
 SOURCE = "whatsapp"
+
+# The file formats `egregora export` writes a table in.
+ExportFormat = Literal["parquet", "csv"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("parquet", "csv")

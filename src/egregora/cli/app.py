@@ -6,12 +6,18 @@ so help, ``--version`` and shell completion start without loading any of them.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
 from egregora import __version__
 from egregora.cli import cache, db, git, runs, site, tasks
+from egregora.cli.config import SKIPPED_COMMANDS, Config, find_config
+from egregora.cli.export import export
+from egregora.cli.help import ARGS, HELP_OPTION_NAMES, HelpGroup
 from egregora.cli.ingest import ingest
-from egregora.cli.output import quiet_library_warnings
+from egregora.cli.output import quiet_library_warnings, reported_errors
 from egregora.cli.run import demo, run
 from egregora.cli.work import work
 
@@ -20,6 +26,8 @@ app = typer.Typer(
     help="The egregora data layer: turn group-chat exports into a blog, on a database you own.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
+    context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
 app.add_typer(db.app, name="db")
 app.add_typer(git.app, name="git")
@@ -31,6 +39,7 @@ app.command("ingest")(ingest)
 app.command("run")(run)
 app.command("demo")(demo)
 app.command("work")(work)
+app.command("export")(export)
 
 
 def _version(value: bool) -> None:
@@ -41,11 +50,31 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """egregora command line."""
+    with reported_errors(as_json="--json" in ctx.meta.get(ARGS, ())):
+        config = find_config(Path.cwd())
+    if config.path is not None:
+        ctx.default_map = _defaults(ctx.command, config)
+
+
+def _defaults(command: Any, config: Config) -> dict[str, Any]:
+    """The default map of ``command``'s tree: each command's options that ``config`` sets."""
+    found: dict[str, Any] = {}
+    for name, sub in getattr(command, "commands", {}).items():
+        if name in SKIPPED_COMMANDS:
+            continue
+        if hasattr(sub, "commands"):
+            found[name] = _defaults(sub, config)
+            continue
+        values = config.defaults_for({p.name for p in sub.params if p.name})
+        if values:
+            found[name] = values
+    return found
 
 
 def main() -> None:

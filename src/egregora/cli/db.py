@@ -135,6 +135,34 @@ def status_command(db: DbOption = None, as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command("history")
+def history_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every migration, oldest first: applied (when, by which egregora), pending, edited since
+    it was applied, or unknown to this egregora."""
+    from egregora.backends import DatabaseURL
+    from egregora.storage.setup import database_history
+
+    with reported_errors(as_json):
+        url = DatabaseURL.parse(db)
+        entries = database_history(url)
+    if as_json:
+        emit_json({"database": str(url), "migrations": [e.to_dict() for e in entries]})
+        return
+    for entry in entries:
+        done = entry.applied
+        when = (
+            f"applied {done.applied_at:%Y-%m-%d %H:%M:%S %Z} by egregora {done.egregora_version}"
+            if done is not None
+            else "not applied"
+        )
+        console.print(
+            f"{entry.id}  {entry.state:<8} {when}  {entry.description}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @app.command("verify")
 def verify_command(
     db: DbOption = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from base64 import b64encode
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -126,22 +127,37 @@ def show(
     ref: RefOption = None,
     follow: FollowOption = False,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print PATH as it was at AT (exit 1 when it did not exist then)."""
     from egregora.git import GitHistoryResolver, parse_at
     from egregora.git.repository import file_at
     from egregora.storage.store import Storage
 
-    with reported_errors(False), Storage.open(db, read_only=True) as store:
-        resolver = GitHistoryResolver(store)
-        repo_id = resolver.repo_id(repo, ref)
-        answer = resolver.resolve(repo_id, path, parse_at(at), follow_renames=follow)
-        if not answer.exists or answer.commit_sha is None or answer.found_path is None:
-            why = "was deleted by then" if answer.commit_sha else "did not exist yet"
-            raise MissingVersionError(f"{path!r} {why} at {at}; nothing to show")
-        content = file_at(store, repo_id, answer.commit_sha, answer.found_path)
+    with reported_errors(as_json):
+        when = parse_at(at)  # refused before the database opens
+        with Storage.open(db, read_only=True) as store:
+            resolver = GitHistoryResolver(store)
+            repo_id = resolver.repo_id(repo, ref)
+            answer = resolver.resolve(repo_id, path, when, follow_renames=follow)
+            if not answer.exists or answer.commit_sha is None or answer.found_path is None:
+                why = "was deleted by then" if answer.commit_sha else "did not exist yet"
+                raise MissingVersionError(f"{path!r} {why} at {at}; nothing to show")
+            content = file_at(store, repo_id, answer.commit_sha, answer.found_path)
+    if as_json:
+        emit_json({"repo_id": repo_id, **answer.to_dict(), **_as_text(content)})
+        return
     sys.stdout.buffer.write(content)
     sys.stdout.flush()
+
+
+def _as_text(content: bytes) -> dict[str, str | int]:
+    """A file's bytes for a JSON object: as text when they are UTF-8, else base64."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"bytes": len(content), "encoding": "base64", "content": b64encode(content).decode()}
+    return {"bytes": len(content), "encoding": "utf-8", "content": text}
 
 
 def _resolve_batch(

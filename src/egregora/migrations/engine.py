@@ -260,3 +260,48 @@ def status(
         fingerprint=fingerprint(live),
         differences=differences,
     )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One migration as ``egregora db history`` lists it: shipped with this egregora, applied
+    to the database, or both; ``state`` is applied, pending, edited (applied, changed since)
+    or unknown (applied by an egregora that shipped it; this one does not)."""
+
+    id: str
+    description: str
+    state: str
+    applied: AppliedMigration | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"id": self.id, "description": self.description}
+        out["state"] = self.state
+        if self.applied is not None:
+            out["applied_at"] = self.applied.applied_at.isoformat()
+            out["duration_ms"] = self.applied.duration_ms
+            out["applied_by"] = {
+                "host": self.applied.applied_by_host,
+                "pid": self.applied.applied_by_pid,
+                "egregora_version": self.applied.egregora_version,
+            }
+        return out
+
+
+def history(
+    executor: Executor, *, migrations: tuple[Migration, ...] | None = None
+) -> list[HistoryEntry]:
+    """Every migration shipped or applied, in id order, with what the ledger says of it."""
+    chain = shipped_migrations() if migrations is None else migrations
+    applied = {a.id: a for a in read_ledger(executor)}
+    unknown, edited = _check_history(list(applied.values()), chain)
+    shipped = {m.id: m for m in chain}
+    entries = []
+    for mid in sorted(shipped.keys() | applied.keys()):
+        done = applied.get(mid)
+        if done is None:
+            entries.append(HistoryEntry(mid, shipped[mid].description, "pending"))
+            continue
+        state = "unknown" if mid in unknown else "edited" if mid in edited else "applied"
+        described = shipped[mid].description if mid in shipped else done.description
+        entries.append(HistoryEntry(mid, described, state, done))
+    return entries

@@ -90,7 +90,7 @@ def _read(store: Storage, table: Table) -> TableRead:
     rows = 0
     try:
         expr = store.ibis.table(table.name)  # as stored, whatever verify says of its columns
-        reader = store.ibis.to_pyarrow_batches(expr, chunk_size=_rows_per_batch(table))
+        reader = store.ibis.to_pyarrow_batches(expr, chunk_size=rows_per_batch(table))
         try:
             for batch in reader:
                 rows += batch.num_rows
@@ -105,6 +105,6 @@ def _read(store: Storage, table: Table) -> TableRead:
     return TableRead(table.name, rows)
 
 
-def _rows_per_batch(table: Table) -> int:
+def rows_per_batch(table: Table) -> int:
     binary = any(column.dtype.is_binary() for column in table.columns)
     return BINARY_ROWS_PER_BATCH if binary else ROWS_PER_BATCH

@@ -6,7 +6,14 @@ from contextlib import AbstractContextManager
 
 from egregora.backends import DatabaseURL, Executor
 from egregora.ddl.diff import Difference, diff_schemas
-from egregora.migrations.engine import MigrateResult, Status, migrate, status
+from egregora.migrations.engine import (
+    HistoryEntry,
+    MigrateResult,
+    Status,
+    history,
+    migrate,
+    status,
+)
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 
@@ -36,6 +43,12 @@ def migrate_database(
         return migrate(
             executor, target=target, dry_run=dry_run, allow_edited=allow_edited, wait=wait
         )
+
+
+def database_history(url: DatabaseURL) -> list[HistoryEntry]:
+    """Every migration shipped with this egregora or applied to ``url``, in order."""
+    with open_executor(url, write=False) as executor:
+        return history(executor)
 
 
 def database_status(url: DatabaseURL) -> Status:
