@@ -808,6 +808,7 @@ def test_cli_stats_prints_the_cache_stats_json(cli_db: Path) -> None:
     code, out, err = invoke("stats", "--db", str(cli_db), "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == {
+        "ok": True,
         "entries": 3,
         "bytes": 1040,
         "hits": 3,
@@ -836,6 +837,7 @@ def test_cli_evict_reads_the_budget_and_keeps_the_most_recently_used(
     code, out, err = invoke("evict", "--budget", budget, "--db", str(cli_db), "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == {
+        "ok": True,
         "expired": 1,
         "evicted": evicted,
         "bytes_freed": 1040 - left,
@@ -855,16 +857,22 @@ def test_cli_evict_with_a_kind_leaves_other_kinds(cli_db: Path) -> None:
     args = ("evict", "--kind", "social_card", "--budget", "1KB", "--db", str(cli_db), "--json")
     code, out, _ = invoke(*args)
     assert code == 0
-    assert json.loads(out) == {"expired": 0, "evicted": 1, "bytes_freed": 410, "bytes_left": 600}
+    assert json.loads(out) == {
+        "ok": True,
+        "expired": 0,
+        "evicted": 1,
+        "bytes_freed": 410,
+        "bytes_left": 600,
+    }
     assert cli_keys(cli_db) == {card(0), key_for("font", 1, n=0)}
 
 
 def test_cli_clear_by_kind_then_all(cli_db: Path) -> None:
     code, out, _ = invoke("clear", "--kind", "font", "--db", str(cli_db), "--json")
-    assert code == 0 and json.loads(out) == {"removed": 1, "kind": "font"}
+    assert code == 0 and json.loads(out) == {"ok": True, "removed": 1, "kind": "font"}
     assert cli_keys(cli_db) == {card(0), card(1)}
     code, out, _ = invoke("clear", "--db", str(cli_db), "--json")
-    assert code == 0 and json.loads(out) == {"removed": 2, "kind": None}
+    assert code == 0 and json.loads(out) == {"ok": True, "removed": 2, "kind": None}
     assert cli_keys(cli_db) == set()
     code, out, _ = invoke("clear", "--db", str(cli_db))
     assert code == 0 and "removed 0 cached asset(s)" in out

@@ -34,7 +34,12 @@ def test_python_dash_m_runs_the_application(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"from": None, "to": HEAD, "applied": MIGRATION_IDS}
+    assert json.loads(done.stdout) == {
+        "ok": True,
+        "from": None,
+        "to": HEAD,
+        "applied": MIGRATION_IDS,
+    }
     assert done.stderr == ""  # library warnings are not shown to users
 
 
@@ -42,8 +47,13 @@ def test_init_is_idempotent(db_path: Path) -> None:
     first = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
     second = runner.invoke(app, ["db", "init", "--db", str(db_path), "--json"])
     assert first.exit_code == second.exit_code == 0
-    assert json.loads(first.stdout) == {"from": None, "to": HEAD, "applied": MIGRATION_IDS}
-    assert json.loads(second.stdout) == {"from": HEAD, "to": HEAD, "applied": []}
+    assert json.loads(first.stdout) == {
+        "ok": True,
+        "from": None,
+        "to": HEAD,
+        "applied": MIGRATION_IDS,
+    }
+    assert json.loads(second.stdout) == {"ok": True, "from": HEAD, "to": HEAD, "applied": []}
     assert "nothing to do" in runner.invoke(app, ["db", "init", "--db", str(db_path)]).stdout
 
 

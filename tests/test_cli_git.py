@@ -69,7 +69,7 @@ def test_sync_prints_its_summary_and_is_incremental(repo: Path, where: str) -> N
     code, out, _ = _run("git", "sync", str(repo), "--db", where, "--json")
     first = json.loads(out)
     assert code == 0
-    assert set(first) == {"repo_id", "commits", "file_changes", "new_commits", "rewritten"}
+    assert set(first) == {"ok", "repo_id", "commits", "file_changes", "new_commits", "rewritten"}
     assert (first["commits"], first["file_changes"], first["new_commits"]) == (2, 5, 2)
     assert first["rewritten"] is False
     code, out, _ = _run("git", "sync", str(repo), "--db", where, "--json")

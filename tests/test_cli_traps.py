@@ -185,3 +185,18 @@ def test_every_command_takes_json() -> None:
         if "--json" not in {name for param in command.params for name in param.opts}:
             lacking.append(" ".join(path))
     assert lacking == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["runs", "list", "--bogus"], "No such option: --bogus"), (["run"], "Missing argument")],
+    ids=["unknown-option", "missing-argument"],
+)
+def test_a_usage_error_under_json_is_one_json_object(args: list[str], said: str) -> None:
+    done = CliRunner().invoke(app, [*args, "--json"])
+    assert done.exit_code == 2
+    error = json.loads(done.stdout)
+    assert error["ok"] is False and error["error"]["type"] == "UsageError"
+    assert said in error["error"]["message"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 2 and plain.stdout == ""  # without --json: Typer's own text

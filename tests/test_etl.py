@@ -984,6 +984,7 @@ def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Place)
     assert code == 0, err
     first = json.loads(out)
     assert first == {
+        "ok": True,
         "thread_id": "family",
         "messages": 4,
         "new": 4,
@@ -993,7 +994,8 @@ def test_the_cli_prints_the_summary_and_is_idempotent(tmp_path: Path, db: Place)
         "media": 4,  # three attached, one the export left out
         "system": 0,
     }
-    keys = ["thread_id", "messages", "new", "reread", "duplicates", "authors", "media", "system"]
+    keys = ["ok", "thread_id", "messages", "new", "reread", "duplicates"]
+    keys += ["authors", "media", "system"]
     assert list(first) == keys
     code, out, _ = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json", "--thread", "Fam")
     assert json.loads(out) == {**first, "thread_id": "fam"}
@@ -1013,6 +1015,7 @@ def test_the_cli_reads_system_notices(db: Place) -> None:
     code, out, err = _cli("ingest", path, "--tz", TZ, "--db", str(db), "--json")
     assert code == 0, err
     assert json.loads(out) == {
+        "ok": True,
         "thread_id": "system-android-pt",
         "messages": 12,
         "new": 12,

@@ -34,6 +34,7 @@ def test_every_table_exports_as_parquet_row_for_row(demo: Demo, table: str, tmp_
     summary = json.loads(done.stdout)
     written = pq.read_table(out)
     assert summary == {
+        "ok": True,
         "table": table,
         "path": str(out),
         "format": "parquet",

@@ -593,8 +593,8 @@ def test_two_concurrent_migrates_with_wait_both_succeed(
     assert [o.returncode for o in outcomes] == [0, 0], label
     payloads = sorted((json.loads(o.stdout) for o in outcomes), key=lambda p: len(p["applied"]))
     assert payloads == [
-        {"from": HEAD, "to": HEAD, "applied": []},
-        {"from": None, "to": HEAD, "applied": MIGRATION_IDS},
+        {"ok": True, "from": HEAD, "to": HEAD, "applied": []},
+        {"ok": True, "from": None, "to": HEAD, "applied": MIGRATION_IDS},
     ], label
     _assert_single_head(db, fresh_head_fingerprint, label)
 

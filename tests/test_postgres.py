@@ -107,7 +107,7 @@ def test_db_init_creates_the_schema_on_postgres(
     head = shipped_migrations()[-1].id
     assert json.loads(first.stdout)["to"] == head
     second = runner.invoke(app, ["db", "init", "--db", url, "--json"])
-    assert json.loads(second.stdout) == {"from": head, "to": head, "applied": []}
+    assert json.loads(second.stdout) == {"ok": True, "from": head, "to": head, "applied": []}
     tables = {
         row[0]
         for row in con.execute(

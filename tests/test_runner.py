@@ -308,7 +308,7 @@ def test_a_second_demo_run_makes_nothing_new(demo_copy: Demo) -> None:
     assert summary["new_messages"] == 0 and summary["new_documents"] == 0
     assert summary["cards_rendered"] == 0
     assert set(summary) == {
-        *("run_id", "messages", "new_messages", "documents", "new_documents"),
+        *("ok", "run_id", "messages", "new_messages", "documents", "new_documents"),
         *("cards_rendered", "site", "tasks_waiting", "workers"),
     }
     assert summary["tasks_waiting"] == 0

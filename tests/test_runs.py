@@ -729,7 +729,7 @@ def test_cli_show_json_has_the_run_its_children_and_its_tasks(seeded: Seeded) ->
     code, out, _ = _invoke("runs", "show", ids["pipeline"], "--db", str(db_path), "--json")
     assert code == 0
     shown = json.loads(out)
-    assert set(shown) == {"run", "children", "tasks", "workers"}
+    assert set(shown) == {"ok", "run", "children", "tasks", "workers"}
     assert shown["run"]["run_id"] == ids["pipeline"]
     assert shown["run"]["config_hash"] == _sha256('{"k":1}')
     assert {c["run_id"]: c["status"] for c in shown["children"]} == {

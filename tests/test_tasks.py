@@ -801,7 +801,7 @@ def test_cli_list_prints_tasks_in_claim_order_and_counts(
     code, out, err = _cli("list", "--db", str(db_path), "--json")
     assert (code, err) == (0, "")
     answer = json.loads(out)
-    assert set(answer) == {"tasks", "counts", "workers"}
+    assert set(answer) == {"ok", "tasks", "counts", "workers"}
     running = next(t for t in _stored(db_path) if t.status == "running")
     assert answer["workers"] == {running.lease_owner: [filled_db["running"]]}
     assert answer["counts"] == dict.fromkeys(STATUSES, 1) | {"superseded": 0}
@@ -845,17 +845,17 @@ def test_cli_list_of_a_missing_database_fails_without_creating_it(tmp_path: Path
 def test_cli_retry_queues_finished_tasks_again(db_path: Path, filled_db: dict[str, str]) -> None:
     code, out, err = _cli("retry", "--db", str(db_path), "--json")
     assert (code, err) == (0, "")
-    assert json.loads(out) == {"retried": 1, "status": "failed"}
+    assert json.loads(out) == {"ok": True, "retried": 1, "status": "failed"}
     assert {t.task_id: (t.status, t.attempts) for t in _stored(db_path)}[filled_db["failed"]] == (
         "pending",
         0,
     )
     code, out, _ = _cli("retry", "--db", str(db_path), "--json", "--status", "succeeded", "nope")
-    assert (code, json.loads(out)) == (0, {"retried": 0, "status": "succeeded"})
+    assert (code, json.loads(out)) == (0, {"ok": True, "retried": 0, "status": "succeeded"})
     code, out, _ = _cli(
         "retry", filled_db["succeeded"], "--db", str(db_path), "--json", "--status", "succeeded"
     )
-    assert (code, json.loads(out)) == (0, {"retried": 1, "status": "succeeded"})
+    assert (code, json.loads(out)) == (0, {"ok": True, "retried": 1, "status": "succeeded"})
     code, out, _ = _cli("retry", "--db", str(db_path))
     assert code == 0 and "queued 0 failed task(s) again" in out
     before = _stored(db_path)
@@ -867,12 +867,15 @@ def test_cli_retry_queues_finished_tasks_again(db_path: Path, filled_db: dict[st
 def test_cli_purge_deletes_finished_tasks(db_path: Path, filled_db: dict[str, str]) -> None:
     code, out, err = _cli("purge", "--db", str(db_path), "--json")
     assert (code, err) == (0, "")
-    assert json.loads(out) == {"purged": 2, "statuses": list(FINISHED)}
+    assert json.loads(out) == {"ok": True, "purged": 2, "statuses": list(FINISHED)}
     assert {t.task_id for t in _stored(db_path)} == {filled_db["running"], filled_db["pending"]}
     code, out, _ = _cli(
         "purge", "--db", str(db_path), "--json", "--status", "pending", "--status", "failed"
     )
-    assert (code, json.loads(out)) == (0, {"purged": 1, "statuses": ["pending", "failed"]})
+    assert (code, json.loads(out)) == (
+        0,
+        {"ok": True, "purged": 1, "statuses": ["pending", "failed"]},
+    )
     assert [t.task_id for t in _stored(db_path)] == [filled_db["running"]]
 
 

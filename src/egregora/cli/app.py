@@ -15,9 +15,9 @@ from egregora import __version__
 from egregora.cli import cache, db, git, runs, site, tasks
 from egregora.cli.config import SKIPPED_COMMANDS, Config, find_config
 from egregora.cli.export import export
-from egregora.cli.help import ARGS, HELP_OPTION_NAMES, HelpGroup
 from egregora.cli.ingest import ingest
 from egregora.cli.output import quiet_library_warnings, reported_errors
+from egregora.cli.root import ARGS, HELP_OPTION_NAMES, RootGroup
 from egregora.cli.run import demo, run
 from egregora.cli.work import work
 
@@ -26,7 +26,7 @@ app = typer.Typer(
     help="The egregora data layer: turn group-chat exports into a blog, on a database you own.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    cls=HelpGroup,
+    cls=RootGroup,
     context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
 app.add_typer(db.app, name="db")

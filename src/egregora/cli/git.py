@@ -110,7 +110,7 @@ def resolve(
             assert path is not None and when is not None
             answer = resolver.resolve(repo_id, path, when, follow_renames=follow)
     if as_json:
-        emit_json({"repo_id": repo_id, **answer.to_dict()})
+        emit_json({"ok": answer.commit_sha is not None, "repo_id": repo_id, **answer.to_dict()})
     if answer.commit_sha is None:
         fail(f"no commit changed {path!r} at or before {at}; it did not exist yet", code=1)
     if not as_json:

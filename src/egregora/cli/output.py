@@ -39,7 +39,10 @@ def quiet_library_warnings() -> None:
 
 
 def emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, default=str, sort_keys=False) + "\n")
+    """One JSON object on stdout. Every object says ``"ok"``: true unless the command says
+    otherwise (an error, drift found, nothing found), as its exit code does."""
+    shown = {"ok": True, **payload}
+    sys.stdout.write(json.dumps(shown, default=str, sort_keys=False) + "\n")
 
 
 def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "error") -> NoReturn:
