@@ -16,7 +16,7 @@ from egregora.cli import cache, db, git, runs, site, tasks
 from egregora.cli.config import SKIPPED_COMMANDS, Config, find_config
 from egregora.cli.export import export
 from egregora.cli.ingest import ingest
-from egregora.cli.output import quiet_library_warnings, reported_errors
+from egregora.cli.output import Verbosity, fail, quiet_library_warnings, reported_errors
 from egregora.cli.root import ARGS, HELP_OPTION_NAMES, RootGroup
 from egregora.cli.run import demo, run
 from egregora.cli.work import work
@@ -54,9 +54,19 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print nothing but errors (--json still prints its object)."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print each step of a run, and the traceback of an error."
+    ),
 ) -> None:
     """egregora command line."""
-    with reported_errors(as_json="--json" in ctx.meta.get(ARGS, ())):
+    as_json = "--json" in ctx.meta.get(ARGS, ())
+    if quiet and verbose:
+        fail("give --quiet or --verbose, not both", code=2, as_json=as_json, kind="UsageError")
+    Verbosity.set(quiet=quiet, verbose=verbose)
+    with reported_errors(as_json):
         config = find_config(Path.cwd())
     if config.path is not None:
         ctx.default_map = _defaults(ctx.command, config)

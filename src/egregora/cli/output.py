@@ -32,6 +32,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class Verbosity:
+    """How much the human view says, set by ``egregora -q`` or ``-v`` for one command:
+    quiet prints nothing but errors (``--json`` still prints its object); verbose adds each
+    step of a run as a line, and the traceback behind an error."""
+
+    verbose = False
+
+    @classmethod
+    def set(cls, *, quiet: bool, verbose: bool) -> None:
+        console.quiet = quiet
+        cls.verbose = verbose
+
+    @classmethod
+    def quiet(cls) -> bool:
+        return bool(console.quiet)
+
+
 def quiet_library_warnings() -> None:
     """Hide two warnings ibis 12 emits on every query; they concern library internals, not users."""
     warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
@@ -57,11 +74,13 @@ def fail(message: str, *, code: int = 1, as_json: bool = False, kind: str = "err
 @contextmanager
 def reported_errors(as_json: bool, *, waits: bool = False) -> Iterator[None]:
     """Turn the project's errors, and any database driver's error, into one line and an exit
-    code (EGREGORA_DEBUG=1 shows a driver error's traceback instead). The backends, which
+    code (EGREGORA_DEBUG=1 shows a driver error's traceback instead; ``-v`` shows every
+    error's traceback before its line). The backends, which
     load the engines' drivers, are imported only when an error needs naming. ``waits``: the
     command takes ``--wait``, which a locked database's error then offers."""
     try:
-        yield
+        with _traced():
+            yield
     except DatabaseLockedError as exc:
         offer = ", or pass --wait SECONDS" if waits else ""
         fail(f"{exc}{offer}", code=exc.exit_code, as_json=as_json, kind=type(exc).__name__)
@@ -79,6 +98,17 @@ def reported_errors(as_json: bool, *, waits: bool = False) -> Iterator[None]:
             as_json=as_json,
             kind=type(exc).__name__,
         )
+
+
+@contextmanager
+def _traced() -> Iterator[None]:
+    """With ``-v``, the traceback of an error before its one line."""
+    try:
+        yield
+    except Exception:
+        if Verbosity.verbose:
+            err_console.print_exception()
+        raise
 
 
 def _disk_full(exc: Exception) -> DiskFullError | None:

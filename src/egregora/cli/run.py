@@ -18,6 +18,7 @@ from egregora.cli.ingest import (
 from egregora.cli.output import (
     DbOption,
     JsonOption,
+    Verbosity,
     console,
     emit_json,
     err_console,
@@ -52,6 +53,8 @@ class Bars:
             self.progress.advance(self.current, steps)
 
     def step(self, text: str) -> None:
+        if Verbosity.verbose:
+            self.progress.console.print(f"{self.name}: {text}", markup=False, highlight=False)
         if self.current is not None:
             self.progress.update(self.current, description=f"{self.name}: {text}")
 
@@ -82,7 +85,7 @@ def execute(store: Storage, export: Path, options: RunOptions, as_json: bool) ->
 
     from egregora.runner import run_pipeline
 
-    if as_json:
+    if as_json or Verbosity.quiet():
         return run_pipeline(store, export, options)
     with Progress(
         SpinnerColumn(),
