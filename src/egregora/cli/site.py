@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from egregora.cli.output import DbOption, JsonOption, console, emit_json, reported_errors
+from egregora.cli.output import DbOption, JsonOption, console, emit_json, fail, reported_errors
 from egregora.cli.services import existing
+from egregora.errors import ConfigurationError
 
 app = typer.Typer(help="The site: pages, cards and media, from the database alone.")
+
+SiteOption = Annotated[
+    Path, typer.Option("--site", help="Write the site (MkDocs layout) into DIR.")
+]
+ThreadOption = Annotated[
+    str | None, typer.Option("--thread", help="The thread to publish (default: the only one).")
+]
+SiteNameOption = Annotated[
+    str | None,
+    typer.Option("--site-name", help="The site's name (default: the one its run chose)."),
+]
 
 
 @app.command()
 def build(
-    site: Annotated[Path, typer.Option("--site", help="Write the site (MkDocs layout) into DIR.")],
-    thread: Annotated[
-        str | None,
-        typer.Option("--thread", help="The thread to publish (default: the only one)."),
-    ] = None,
-    site_name: Annotated[
-        str | None,
-        typer.Option("--site-name", help="The site's name (default: the one its run chose)."),
-    ] = None,
+    site: SiteOption,
+    thread: ThreadOption = None,
+    site_name: SiteNameOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -44,3 +53,50 @@ def build(
         markup=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+def serve(
+    site: SiteOption,
+    thread: ThreadOption = None,
+    site_name: SiteNameOption = None,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="The port to serve on.")
+    ] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to serve on (default: this machine only).")
+    ] = "127.0.0.1",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the site from the database, as `site build` does, then preview it in a browser
+    with MkDocs (its pages rebuilt as they change) until stopped with Ctrl-C."""
+    from egregora.runner.publish import build_site
+
+    with reported_errors(as_json):
+        if importlib.util.find_spec("mkdocs") is None:
+            raise ConfigurationError(
+                "egregora site serve previews with MkDocs, which is not installed here; "
+                "install it with `pip install mkdocs`"
+            )
+        with existing(db) as store:
+            planned, published = build_site(store, site, thread=thread, site_name=site_name)
+    url = f"http://{host}:{port}/"
+    if as_json:
+        emit_json({"thread_id": planned.thread_id, "url": url, **published.summary()})
+    else:
+        console.print(
+            f"site: {site} ({published.written} files written now); serving it at {url} "
+            "(Ctrl-C to stop)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    sys.stdout.flush()
+    command = [sys.executable, "-m", "mkdocs", "serve", "-f", str(site / "mkdocs.yml")]
+    try:
+        done = subprocess.run([*command, "--dev-addr", f"{host}:{port}"], check=False)
+    except KeyboardInterrupt:
+        return  # stopped by the user, as asked
+    if done.returncode not in (0, -2, 130):  # MkDocs' own error is above, on stderr
+        fail(f"mkdocs serve ended with exit code {done.returncode}", code=1)
