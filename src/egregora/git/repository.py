@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlglot import exp
+
 from egregora.errors import ConfigurationError, GitError, NotSyncedError
 from egregora.git.command import git, git_text
 from egregora.storage.store import Storage
@@ -55,10 +57,17 @@ def tip_of(tracked: Tracked) -> str:
     return found.stdout.decode().strip()
 
 
+# Every synced repository (a handful of rows), read without compiling an Ibis expression: a
+# single lookup's command starts faster without it.
+_REPO_COLUMNS = ("repo_id", "root", "tracked_ref")
+_REPOS = exp.select(*(exp.column(c, quoted=True) for c in _REPO_COLUMNS)).from_(
+    exp.to_table("git_repos", quoted=True)
+)
+
+
 def find_repo_id(store: Storage, repo: str | Path, ref: str | None = None) -> str:
     """The id of a synced repository, given its id or a path inside it (and ``ref`` if several)."""
-    repos = store.table("git_repos")
-    known = store.to_pyarrow(repos.select("repo_id", "root", "tracked_ref")).to_pylist()
+    known = [dict(zip(_REPO_COLUMNS, row, strict=True)) for row in store.query(_REPOS)]
     if any(r["repo_id"] == str(repo) for r in known):
         return str(repo)
     if not Path(repo).expanduser().exists():
