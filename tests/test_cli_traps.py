@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from egregora.cli.app import app
 from egregora.runner.demo import TIMEZONE, sample_export
 from egregora.storage import Storage
+from tests.support import egregora_process
 from tests.test_cli_startup import _command_paths
 
 # Holds a DuckDB file open for writing until its standard input closes.
@@ -48,13 +49,7 @@ def held_duckdb(tmp_path: Path) -> Iterator[Path]:
 
 
 def _egregora(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "egregora", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return egregora_process(*args, timeout=120)
 
 
 @pytest.mark.parametrize(

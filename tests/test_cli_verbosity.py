@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from egregora.cli.app import app
 from egregora.runner.demo import TIMEZONE, sample_export
+from tests.support import egregora_process
 
 
 def _egregora(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "egregora", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
+    return egregora_process(*args, cwd=cwd)
 
 
 def test_quiet_prints_nothing_but_json_and_errors(tmp_path: Path) -> None:
