@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from egregora.cli.app import app
 from egregora.runner.demo import TIMEZONE, sample_export
+from egregora.runs import RunStore
 from egregora.storage import Storage
 from tests.support import egregora_process
 from tests.test_cli_startup import _command_paths
@@ -89,10 +90,18 @@ def _everything_under(folder: Path) -> list[str]:
     ("args", "said"),
     [
         (["run", "missing.zip"], "missing.zip does not exist"),
+        (["ingest", "missing.zip"], "missing.zip does not exist"),
+        (["ingest", "{export}", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
         (["run", "{export}", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
         (["run", "{export}", "--site", "{export_folder}"], "is not a site egregora made"),
     ],
-    ids=["missing-export", "unknown-zone", "foreign-site-folder"],
+    ids=[
+        "missing-export",
+        "ingest-missing-export",
+        "ingest-unknown-zone",
+        "unknown-zone",
+        "foreign-site-folder",
+    ],
 )
 def test_refused_input_creates_no_database(
     args: list[str], said: str, export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -120,27 +129,38 @@ def _documents(db: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("changed", "named"),
+    ("command", "changed", "named", "kept"),
     [
-        (["--window", "week", "--tz", TIMEZONE], "this run asks for --window week"),
-        (["--tz", "America/Sao_Paulo"], "this run asks for --tz America/Sao_Paulo"),
+        ("run", ["--window", "week", "--tz", TIMEZONE], "asks for --window week", "--window day"),
+        (
+            "run",
+            ["--tz", "America/Sao_Paulo"],
+            "asks for --tz America/Sao_Paulo",
+            "--tz " + TIMEZONE,
+        ),
+        ("ingest", ["--tz", "Asia/Tokyo"], "asks for --tz Asia/Tokyo", "--tz " + TIMEZONE),
     ],
-    ids=["window", "zone"],
+    ids=["window", "zone", "zone-on-ingest"],
 )
 def test_a_changed_window_or_zone_is_refused_naming_the_stored_one(
-    changed: list[str], named: str, export: Path, tmp_path: Path
+    command: str, changed: list[str], named: str, kept: str, export: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "egregora.duckdb"
     first = _run(export, db, "--tz", TIMEZONE)
     assert first.exit_code == 0, first.output
     made = _documents(db)
     assert sum(kind == "post" for kind, _ in made) == 20  # one post a day
-    again = _run(export, db, *changed)
+    with Storage.open(str(db), read_only=True) as store:
+        runs = len(RunStore(store).list(limit=None))
+    again = CliRunner().invoke(app, [command, str(export), "--db", str(db), "--json", *changed])
     assert again.exit_code == 2, again.output
     error = json.loads(again.stdout.splitlines()[0])["error"]
     assert error["type"] == "ConfigurationError" and named in error["message"]
-    assert f"--window day --tz {TIMEZONE}" in error["message"]  # what the thread keeps
-    assert _documents(db) == made  # no weekly posts beside the daily ones
+    assert f"Run it with {kept}" in error["message"] or f"Give {kept}" in error["message"]
+    assert _documents(db) == made  # no weekly posts beside the daily ones, no moved times
+    with Storage.open(str(db), read_only=True) as store:
+        stored = RunStore(store).list(limit=None)
+    assert len(stored) == runs  # refused before a run record was written
     same = _run(export, db, "--tz", TIMEZONE)
     assert same.exit_code == 0, same.output
 

@@ -43,11 +43,13 @@ def ingest(
 ) -> None:
     """Read a WhatsApp export into `messages` (media into `documents`); new messages only."""
     from egregora.etl import ingest_export
+    from egregora.etl.ingest import check_ingest_input
     from egregora.runs import RunStore
     from egregora.storage.store import Storage
 
     with reported_errors(as_json):
         order = parse_date_order(date_order)
+        check_ingest_input(path, tz)  # refused before a database file is made
         with Storage.open(db) as store:
             store.ensure_schema()
             if as_json:

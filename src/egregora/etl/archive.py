@@ -189,9 +189,29 @@ def _open_zip(path: Path) -> Export:
         for i in infos
         if i is not chat and _media_name(i)
     )
-    # iOS names the text _chat.txt: then the zip's own name names the chat.
-    name = _named_export(chat.filename) or _chat_name(path.name)
+    name = _zip_chat_name(path, chat)
     return Export(path, decode(raw, f"{path}:{chat.filename}"), name, media, archive)
+
+
+def chat_name_of(path: Path) -> str:
+    """The chat's name, as ``open_export`` gives it, from the file names alone (the chat's
+    text is not read): what a run checks its thread's settings by before it writes."""
+    check_export_path(path)
+    if not zipfile.is_zipfile(path):
+        return _chat_name(path.name)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ExportFileError(
+            f"{path} is not a readable zip ({exc}); export the chat again"
+        ) from exc
+    return _zip_chat_name(path, _chat_member(path, infos))
+
+
+def _zip_chat_name(path: Path, chat: zipfile.ZipInfo) -> str:
+    # iOS names the text _chat.txt: then the zip's own name names the chat.
+    return _named_export(chat.filename) or _chat_name(path.name)
 
 
 def _media_name(info: zipfile.ZipInfo) -> str:

@@ -35,7 +35,13 @@ import pyarrow.compute as pc
 
 from egregora.constants import SOURCE
 from egregora.errors import ConfigurationError
-from egregora.etl.archive import Export, MediaFile, open_export
+from egregora.etl.archive import (
+    Export,
+    MediaFile,
+    chat_name_of,
+    check_export_path,
+    open_export,
+)
 from egregora.etl.formats import media_type
 from egregora.etl.parse import DateOrder, Entries, parse_export
 from egregora.etl.reread import Rereadings, find_rereadings
@@ -90,14 +96,12 @@ def ingest_export(
     runs: RunStore | None = None,
     parent_run: str | None = None,
     progress: Progress | None = None,
-    check_thread: Callable[[str, str], None] | None = None,
 ) -> IngestResult:
     """Read the export at ``path`` (.zip or .txt) into ``store``; see the module docstring.
 
     With ``runs``, the ingest is recorded as a run of stage ``ingest`` (under ``parent_run``)
-    once the export has passed every check, and its rows name that run. ``check_thread`` is
-    given the thread's id and zone once they are known, before anything is written, and may
-    refuse by raising.
+    once the export has passed every check, and its rows name that run; a zone other than the
+    one the thread's earlier ingests read it in is refused before anything is written.
     """
     say = progress or (lambda _: None)
     zone_name = timezone_name(tz)
@@ -115,7 +119,6 @@ def ingest_export(
             runs=runs,
             parent_run=parent_run,
             say=say,
-            check_thread=check_thread,
             names=names,
         )
 
@@ -133,15 +136,14 @@ def _ingest(
     parent_run: str | None,
     say: Progress,
     names: Pseudonyms,
-    check_thread: Callable[[str, str], None] | None = None,
 ) -> IngestResult:
     say("parsing messages")
     entries = parse_export(export.take_text(), name=str(path), date_order=date_order)
     _let_go()
     chat_name = thread or export.chat_name
     thread_id = thread_slug(chat_name)
-    if check_thread is not None:
-        check_thread(thread_id, zone_name)
+    if runs is not None:
+        refuse_changed_zone(runs, thread_id, zone_name)
     media = MediaFiles.of(store, media_dir, writing=True) if export.media else None
     if media is not None:
         media.sweep()  # what an ingest killed half-way left in the folder
@@ -305,6 +307,33 @@ def timezone_name(tz: str | None) -> str:
             "America/Sao_Paulo"
         ) from exc
     return tz
+
+
+def refuse_changed_zone(runs: RunStore, thread_id: str, zone: str) -> None:
+    """Refuse to read a thread in a zone other than the one its earlier ingests read it in:
+    its messages would be an hour or more apart from their neighbours, and windows split
+    wrong. Raised before anything is written, naming the stored zone."""
+    before = runs.last_config("ingest", thread_id)
+    if before is None or before.get("tz") in (None, zone):
+        return
+    raise ConfigurationError(
+        f"thread {thread_id} was read in the zone {before['tz']}; this asks for --tz {zone}. "
+        f"Give --tz {before['tz']} (a thread's messages are all read in the zone of its first "
+        "ingest; for another, ingest it into a new database with --db); nothing was written"
+    )
+
+
+def thread_of(path: Path, thread: str | None) -> str:
+    """The id the export at ``path`` is stored under (``thread`` names it, else the chat's
+    name does), read without the chat's text."""
+    return thread_slug(thread or chat_name_of(path))
+
+
+def check_ingest_input(path: Path, tz: str | None) -> None:
+    """Refuse an export path that is no file, or an unknown zone, before a database is
+    opened or anything is written."""
+    check_export_path(path)
+    timezone_name(tz)
 
 
 def local_zone() -> str:

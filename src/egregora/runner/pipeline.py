@@ -11,7 +11,6 @@ export writes nothing, and a run killed at any point is finished by the next.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,8 +19,13 @@ from typing import Any
 
 from egregora.errors import ConfigurationError, EgregoraError
 from egregora.etl import ingest_export
-from egregora.etl.archive import check_export_path
-from egregora.etl.ingest import IngestResult, timezone_name
+from egregora.etl.ingest import (
+    IngestResult,
+    check_ingest_input,
+    refuse_changed_zone,
+    thread_of,
+    timezone_name,
+)
 from egregora.etl.parse import DateOrder
 from egregora.runner.execute import LEASE, PROFILE, TASK_TYPES, WINDOW, Executed, run_of_worker
 from egregora.runner.markup import one_line
@@ -108,8 +112,7 @@ class RunSummary:
 def check_input(export: Path, options: RunOptions) -> None:
     """Refuse what cannot run before a database is opened or anything is written: an export
     path that is no file, an unknown time zone, a site folder that is not egregora's."""
-    check_export_path(export)
-    timezone_name(options.tz)
+    check_ingest_input(export, options.tz)
     if options.site is not None:
         check_site_folder(options.site)
 
@@ -126,6 +129,9 @@ def run_pipeline(
     say = reporter or Silent()
     runs = RunStore(store)
     queue = TaskStore(store, backoff=options.backoff)
+    thread_id = thread_of(export, options.thread)  # its settings are checked before any write
+    refuse_changed_window(runs, options.window, thread_id)
+    refuse_changed_zone(runs, thread_id, timezone_name(options.tz))
     run_id = runs.start("run", options.config(), inputs=[export])
     try:
         done = Executed()
@@ -207,7 +213,6 @@ def _ingest_and_plan(
         runs=runs,
         parent_run=run_id,
         progress=say.step,
-        check_thread=functools.partial(refuse_changed_plan, runs, options.window),
     )
     thread_id = ingested.thread_id
     say.stage("plan")
@@ -227,43 +232,21 @@ def _ingest_and_plan(
     return ingested, source, site_name, plan
 
 
-# What a thread's plan is made with, and the flag that sets each: kept for the thread's life.
-PLANNED_WITH = (("window", "--window"), ("tz", "--tz"))
+def refuse_changed_window(runs: RunStore, window: WindowSpec, thread_id: str) -> None:
+    """Refuse a run whose window differs from the one the thread was planned with.
 
-
-def refuse_changed_plan(runs: RunStore, window: WindowSpec, thread_id: str, zone: str) -> None:
-    """Refuse a run whose window or zone differs from what the thread was planned with.
-
-    A thread's windows and zone are kept for its life: posts made by days and by weeks side
-    by side, or messages read in two zones, would both be wrong; so a run asking for others
-    is refused, before anything is written, naming the stored values and the flags that
-    keep them."""
-    before = last_plan(runs, thread_id)
-    if before is None:
+    A thread keeps its windows for its life: posts made by days and by weeks side by side
+    would both be wrong; so a run asking for others is refused, before anything is written,
+    naming the stored window. (Its zone is the ingest's to keep: ``etl.ingest``.)"""
+    before = runs.last_config("plan", thread_id)
+    if before is None or before.get("window") in (None, str(window)):
         return
-    asked = {"window": str(window), "tz": zone}
-    changed = [
-        f"{flag} {asked[key]}"
-        for key, flag in PLANNED_WITH
-        if before.get(key) is not None and before[key] != asked[key]
-    ]
-    if changed:
-        kept = " ".join(f"{flag} {before[key]}" for key, flag in PLANNED_WITH if key in before)
-        raise ConfigurationError(
-            f"thread {thread_id} was planned with {kept}; this run asks for "
-            f"{' '.join(changed)}. Run it with {kept} (a thread keeps the windows and zone "
-            "it was first planned with; for others, ingest it into a new database with --db); "
-            "nothing was written"
-        )
-
-
-def last_plan(runs: RunStore, thread_id: str) -> dict[str, Any] | None:
-    """The settings of the thread's latest successful plan (None: never planned)."""
-    for run in runs.list(stage="plan", status="succeeded", limit=None):
-        config = run.attrs.get("config") or {}
-        if config.get("thread") == thread_id:
-            return dict(config)
-    return None
+    raise ConfigurationError(
+        f"thread {thread_id} was planned with --window {before['window']}; this run asks for "
+        f"--window {window}. Run it with --window {before['window']} (a thread keeps the "
+        "windows it was first planned with; for others, ingest it into a new database with "
+        "--db); nothing was written"
+    )
 
 
 def _enqueue(runs: RunStore, queue: TaskStore, plan: Plan, run_id: str, zone_name: str) -> int:

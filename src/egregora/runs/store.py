@@ -210,6 +210,15 @@ class RunStore:
             raise NotFoundError(f"no run {run_id!r} in {self.store.url}; see `egregora runs list`")
         return run
 
+    def last_config(self, stage: str, thread: str) -> dict[str, Any] | None:
+        """The config of the latest succeeded run of ``stage`` for ``thread`` (its config's
+        ``thread``), or None: what a thread's earlier ingest or plan was made with."""
+        for run in self.list(status="succeeded", stage=stage, limit=None):
+            config = run.attrs.get("config") or {}
+            if config.get("thread") == thread:
+                return dict(config)
+        return None
+
     def list(
         self,
         status: str | None = None,
