@@ -180,6 +180,8 @@ class Backend(ABC):
         """``value`` as an SQL literal of this dialect."""
         if isinstance(value, bytes | bytearray | memoryview):
             return self.bytes_literal(bytes(value).hex())
+        if isinstance(value, float):  # a bare 1.5 reads as a DECIMAL, not the bound DOUBLE
+            return exp.cast(exp.Literal.string(repr(value)), exp.DataType.Type.DOUBLE)
         return exp.convert(value)
 
     @abstractmethod

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import re
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -415,12 +416,21 @@ class DuckDB(Backend):
         return sql  # written in this dialect
 
     def run(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = con.execute(sql, list(params)).fetchall()
+        rows: list[tuple[Any, ...]] = con.execute(*self._bound(sql, params)).fetchall()
         return rows
 
     def affected(self, con: Any, sql: str, params: Sequence[Any] = ()) -> int:
-        row = con.execute(sql, list(params)).fetchone()  # DuckDB answers with the count
+        row = con.execute(*self._bound(sql, params)).fetchone()  # DuckDB answers with the count
         return int(row[0]) if row else 0
+
+    def _bound(self, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The statement and the values DuckDB binds. Its Python client imports pandas (a
+        fifth of a second) the first time it binds any value; until something else has
+        imported pandas, the values are written into the statement as literals of their
+        types instead, so a small command (one git lookup) does not pay for it."""
+        if params and "pandas" not in sys.modules:
+            return self.inline(sql, params), []
+        return sql, list(params)
 
     def load(self, con: Any, table: str, rows: pa.Table) -> None:
         source = f"_egregora_load_{id(rows)}"
