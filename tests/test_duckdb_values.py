@@ -12,7 +12,7 @@ import sys
 _CHILD = """
 import datetime as dt, json, sys
 import duckdb
-from egregora.backends.duckdb import DUCKDB
+from egregora.backends.duckdb import DUCKDB, DuckDBExecutor
 
 values = [
     "text", "it's", "", "ação", 42, -(2**40), 1.5, float("inf"), float("nan"), True, False, None,
@@ -25,10 +25,16 @@ con.execute("SET TimeZone = 'UTC'")
 sql = "SELECT " + ", ".join("typeof(?), ?" for _ in values)
 params = [p for v in values for p in (v, v)]
 written = DUCKDB.run(con, sql, params)
+by_migrations = DuckDBExecutor(con).query(sql, params)  # the migrations' connection
 loaded_before = "pandas" in sys.modules
 import pandas  # noqa: F401  (from here on DuckDB binds the values)
 bound = DUCKDB.run(con, sql, params)
-print(json.dumps({"loaded_before": loaded_before, "written": repr(written), "bound": repr(bound)}))
+print(json.dumps({
+    "loaded_before": loaded_before,
+    "written": repr(written),
+    "by_migrations": repr(by_migrations),
+    "bound": repr(bound),
+}))
 """
 
 
@@ -39,4 +45,4 @@ def test_values_written_in_and_bound_select_the_same_rows_and_types() -> None:
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["loaded_before"] is False  # the written-in path was the one taken first
-    assert seen["written"] == seen["bound"]
+    assert seen["written"] == seen["by_migrations"] == seen["bound"]

@@ -446,7 +446,7 @@ def test_sigkill_at_any_moment_loses_nothing(template: Path, tmp_path: Path) -> 
     db = tmp_path / "reference-0.duckdb"
     shutil.copyfile(template, db)
     payload = _run_to_completion(db, "uninterrupted run")
-    assert payload == {"from": "0001", "to": HEAD, "applied": MIGRATION_IDS[1:]}
+    assert payload == {"ok": True, "from": "0001", "to": HEAD, "applied": MIGRATION_IDS[1:]}
     reference = _snapshot(db)
     saying = tmp_path / "reference-1.duckdb"
     shutil.copyfile(template, saying)
@@ -657,7 +657,12 @@ def test_a_held_file_fails_fast_and_waits_when_asked(
         assert proc.stdout.readline().strip() == "released"
         assert waiting.finish() == 0, waiting.stderr()
         said = waiting.lines
-    assert json.loads(said[-1]) == {"from": "0001", "to": HEAD, "applied": MIGRATION_IDS[1:]}
+    assert json.loads(said[-1]) == {
+        "ok": True,
+        "from": "0001",
+        "to": HEAD,
+        "applied": MIGRATION_IDS[1:],
+    }
     assert said.count("waiting") == 1 and said.index("waiting") < said.index("step 0 begin 0002")
     assert proc.wait(timeout=CHILD_TIMEOUT) == 0
     assert _snapshot(db).current == HEAD

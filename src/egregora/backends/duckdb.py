@@ -221,11 +221,11 @@ class DuckDBExecutor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with room_checked(self.con, self.where):
-            self.con.execute(sql, list(params))
+            self.con.execute(*DUCKDB.bound(sql, params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with room_checked(self.con, self.where):
-            return self.con.execute(sql, list(params)).fetchall()
+            return self.con.execute(*DUCKDB.bound(sql, params)).fetchall()
 
     def begin(self) -> None:
         with room_checked(self.con, self.where):
@@ -416,14 +416,14 @@ class DuckDB(Backend):
         return sql  # written in this dialect
 
     def run(self, con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = con.execute(*self._bound(sql, params)).fetchall()
+        rows: list[tuple[Any, ...]] = con.execute(*self.bound(sql, params)).fetchall()
         return rows
 
     def affected(self, con: Any, sql: str, params: Sequence[Any] = ()) -> int:
-        row = con.execute(*self._bound(sql, params)).fetchone()  # DuckDB answers with the count
+        row = con.execute(*self.bound(sql, params)).fetchone()  # DuckDB answers with the count
         return int(row[0]) if row else 0
 
-    def _bound(self, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    def bound(self, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
         """The statement and the values DuckDB binds. Its Python client imports pandas (a
         fifth of a second) the first time it binds any value; until something else has
         imported pandas, the values are written into the statement as literals of their
