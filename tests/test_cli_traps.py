@@ -215,3 +215,46 @@ def test_a_usage_error_under_json_is_one_json_object(args: list[str], said: str)
     assert said in error["error"]["message"]
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 2 and plain.stdout == ""  # without --json: Typer's own text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "status"],
+        ["db", "history"],
+        ["db", "verify"],
+        ["db", "key"],
+        ["runs", "list"],
+        ["tasks", "list"],
+        ["cache", "stats"],
+        ["export", "runs", "--out", "{tmp}/runs.parquet"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_every_json_object_says_ok(command: list[str], tmp_path: Path) -> None:
+    db = str(tmp_path / "egregora.duckdb")
+    assert CliRunner().invoke(app, ["db", "init", "--db", db]).exit_code == 0
+    argv = [word.format(tmp=tmp_path) for word in command]
+    done = CliRunner().invoke(app, [*argv, "--db", db, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["ok"] is True
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_exit_codes_are_the_codes_commands_exit_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0 done; 1 the answer is no or it failed; 2 refused before it ran."""
+    section = README.read_text(encoding="utf-8").split("**Exit codes.**", 1)[1]
+    table = section.split("\n\n", 2)[1]  # the table after the heading's blank line
+    rows = table.splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == ["0", "1", "2"]
+    monkeypatch.chdir(tmp_path)
+    db = str(tmp_path / "egregora.duckdb")
+    assert CliRunner().invoke(app, ["db", "init", "--db", db]).exit_code == 0
+    missing = CliRunner().invoke(app, ["git", "resolve", str(tmp_path), "a.md", "@0", "--db", db])
+    assert missing.exit_code == 1  # "the answer is no": nothing synced there
+    assert CliRunner().invoke(app, ["runs", "list", "--bogus"]).exit_code == 2  # usage
+    assert CliRunner().invoke(app, ["run", "missing.zip", "--db", db]).exit_code == 2  # input
