@@ -10,8 +10,8 @@ so that it holds several tasks when the slow ones begin.
 
 When ``EGREGORA_TEST_WRITER_LOG`` names a folder, each call leaves two small files there,
 ``<pid>-<label>-<n>.started`` before sleeping and ``<pid>-<label>-<n>.done`` once written
-(``n`` counts calls of one process on one window; each name is taken with O_EXCL, so workers
-never overwrite each other's): a started marker without its done is a process inside the
+(``n`` counts calls of one process on one window; each name is taken by a hard link, which
+fails on a name already taken, so workers never overwrite each other's): a started marker without its done is a process inside the
 writer.
 """
 
@@ -56,16 +56,23 @@ class SlowWriter(ExtractiveWriter):
 
 def mark(log: Path | None, name: str, suffix: str) -> str | None:
     """Create ``log/<name>-<n><suffix>`` for the first ``n`` not taken; its stem (None
-    without a log folder)."""
+    without a log folder).
+
+    The marker is written under a private name and linked into place, so it appears whole:
+    its time never moves after a reader has seen it (a file written after it was created
+    would change its mtime under a test comparing two reads)."""
     if log is None:
         return None
-    for n in itertools.count(1):
-        stem = f"{name}-{n}"
-        try:
-            fd = os.open(log / f"{stem}{suffix}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "w") as out:
-            out.write(f"{name}\n")
-        return stem
+    draft = log / f"{name}-{os.getpid()}-{threading.get_ident()}{suffix}.draft"
+    draft.write_text(f"{name}\n")
+    try:
+        for n in itertools.count(1):
+            stem = f"{name}-{n}"
+            try:
+                os.link(draft, log / f"{stem}{suffix}")
+            except FileExistsError:
+                continue
+            return stem
+    finally:
+        draft.unlink()
     raise AssertionError("unreachable")  # itertools.count never ends
