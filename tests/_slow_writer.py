@@ -11,8 +11,8 @@ so that it holds several tasks when the slow ones begin.
 When ``EGREGORA_TEST_WRITER_LOG`` names a folder, each call leaves two small files there,
 ``<pid>-<label>-<n>.started`` before sleeping and ``<pid>-<label>-<n>.done`` once written
 (``n`` counts calls of one process on one window; each name is taken by a hard link, which
-fails on a name already taken, so workers never overwrite each other's): a started marker without its done is a process inside the
-writer.
+fails on a name already taken, so workers never overwrite each other's): a started marker
+without its done is a process inside the writer.
 """
 
 from __future__ import annotations

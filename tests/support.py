@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import ibis.expr.types as ir
+import pytest
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from egregora.ddl.render import Dialect, catalog_statements
@@ -134,3 +135,33 @@ def egregora_process(
         timeout=timeout,
         check=False,
     )
+
+
+class ScriptError(Exception):
+    """A printed SQL script stopped with an error; the message is the engine's."""
+
+
+def run_script(url: DatabaseURL, script: str) -> None:
+    """Run ``script`` as the engine's own shell would (psql stops at the first error); an
+    error raises ScriptError with the engine's message."""
+    if url.dsn is None:
+        con = duckdb.connect(str(url.path))
+        try:
+            con.execute(script)
+        except duckdb.Error as exc:
+            raise ScriptError(str(exc)) from exc
+        finally:
+            con.close()  # a transaction the error left open is rolled back
+        return
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed: cannot run the printed script as psql would")
+    done = subprocess.run(
+        [psql, url.dsn, "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"],
+        input=script,
+        text=True,
+        check=False,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        raise ScriptError(done.stderr)

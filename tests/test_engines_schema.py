@@ -9,8 +9,6 @@ test_verify.py with databases built from altered catalogs.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +23,7 @@ from egregora.cli.output import reported_errors
 from egregora.migrations import shipped_migrations
 from egregora.schema.catalog import CATALOG
 from egregora.storage import DatabaseURL, database_status, migrate_database, verify
+from tests.support import run_script
 
 runner = CliRunner()
 HEAD = shipped_migrations()[-1].id
@@ -236,24 +235,6 @@ def test_a_ledger_another_tool_made_is_refused_in_one_line(url: DatabaseURL) -> 
     assert _tables(url) == {"schema_migrations"}  # nothing was created beside it
 
 
-def _shell(url: DatabaseURL, script: str) -> None:
-    """Run ``script`` as the engine's own shell would."""
-    if url.dsn is None:
-        with duckdb.connect(str(url.path)) as con:
-            con.execute(script)
-        return
-    psql = shutil.which("psql")
-    if psql is None:
-        pytest.skip("psql is not installed: cannot run the printed script as psql would")
-    subprocess.run(
-        [psql, url.dsn, "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"],
-        input=script,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-
-
 def test_a_dry_run_prints_sql_that_runs_as_it_is(url: DatabaseURL) -> None:
     where = str(url.dsn or url.path)
     if url.path is not None:
@@ -263,7 +244,7 @@ def test_a_dry_run_prints_sql_that_runs_as_it_is(url: DatabaseURL) -> None:
     script = printed.stdout
     assert "%s" not in script and "?" not in script.replace("'?'", "")
     assert "parameters" not in script
-    _shell(url, "\n".join(line for line in script.splitlines() if not line.startswith("--")))
+    run_script(url, "\n".join(line for line in script.splitlines() if not line.startswith("--")))
     status = database_status(url)
     assert (status.current, status.pending, status.differences) == (HEAD, (), ())
     assert [a.id for a in status.applied] == [m.id for m in shipped_migrations()]

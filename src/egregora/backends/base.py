@@ -62,6 +62,15 @@ class Executor(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
+    def table_names(self) -> set[str]:
+        """The base tables of the schema it works in (asked of the connection, not the
+        backend: a script planned without a database reads a stand-in of another engine)."""
+        ...
+
+    def column_names(self, table: str) -> list[str]:
+        """The columns of ``table``, in the table's order."""
+        ...
+
     def begin(self) -> None: ...
 
     def commit(self) -> None: ...
@@ -155,6 +164,12 @@ class Backend(ABC):
     def expected_schema(self, catalog: Catalog, executor: Executor) -> LiveSchema:
         """``catalog`` as this engine stores it, read back with ``introspect``'s spelling, so a
         live schema is compared with it and never with text rules of our own."""
+
+    @abstractmethod
+    def same_count_check(self, table: str, source: str, message: str) -> str:
+        """A statement for a printed script: it stops the script (its transaction refused)
+        with ``message`` and both counts unless ``table`` holds as many rows as ``source``.
+        A dry run cannot count rows it only plans to copy, so the script counts them."""
 
     def migration_lock(self, executor: Executor, wait: float) -> AbstractContextManager[None]:
         """Held while migrating; engines with one writer per database need none."""

@@ -207,6 +207,10 @@ def _explain_open_error(path: Path, exc: duckdb.Error) -> EgregoraError | None:
     return DatabaseError(f"cannot open {path}: {text}")
 
 
+def _quoted(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
 # -- the migrations' connection --------------------------------------------------------------
 class DuckDBExecutor:
     """Statements of migrations and introspection; a full disk is named as such."""
@@ -226,6 +230,12 @@ class DuckDBExecutor:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with room_checked(self.con, self.where):
             return self.con.execute(*DUCKDB.bound(sql, params)).fetchall()
+
+    def table_names(self) -> set[str]:
+        return self.backend.table_names(self)
+
+    def column_names(self, table: str) -> list[str]:
+        return self.backend.column_names(self, table)
 
     def begin(self) -> None:
         with room_checked(self.con, self.where):
@@ -491,6 +501,17 @@ class DuckDB(Backend):
 
     def bytes_literal(self, hex_digits: str) -> exp.Expr:
         return exp.func("from_hex", exp.Literal.string(hex_digits))
+
+    def same_count_check(self, table: str, source: str, message: str) -> str:
+        # error() of a constant is raised when the statement is planned, whatever its WHERE,
+        # so the message is made from the counts: it is raised only for a row that differs.
+        kept, total = (_quoted(t) for t in (table, source))
+        text = exp.Literal.string(f"{message}: kept ").sql(dialect="duckdb")
+        return (
+            f"SELECT error({text} || kept || ' of ' || total || ' rows') FROM (SELECT "  # noqa: S608
+            f"(SELECT count(*) FROM {kept}) AS kept, (SELECT count(*) FROM {total}) AS total) "
+            "AS counts WHERE kept <> total"
+        )
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, duckdb.Error)

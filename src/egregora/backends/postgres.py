@@ -306,6 +306,12 @@ class PostgresExecutor:
         rows: list[tuple[Any, ...]] = self.con.execute(sql, list(params) or None).fetchall()
         return rows
 
+    def table_names(self) -> set[str]:
+        return self.backend.table_names(self)
+
+    def column_names(self, table: str) -> list[str]:
+        return self.backend.column_names(self, table)
+
     def begin(self) -> None:
         if self.con.autocommit:
             self.con.execute("BEGIN")
@@ -563,6 +569,19 @@ class Postgres(Backend):
 
     def bytes_literal(self, hex_digits: str) -> exp.Expr:
         return exp.func("decode", exp.Literal.string(hex_digits), exp.Literal.string("hex"))
+
+    def same_count_check(self, table: str, source: str, message: str) -> str:
+        kept, total = (
+            exp.to_identifier(t, quoted=True).sql(dialect="postgres") for t in (table, source)
+        )
+        # RAISE formats its message with %: the message's own are doubled.
+        text = exp.Literal.string(message.replace("%", "%%") + ": kept % of % rows")
+        count = "(SELECT count(*) FROM {})"
+        return (
+            f"DO $egregora$ BEGIN IF {count.format(kept)} <> {count.format(total)} THEN "
+            f"RAISE EXCEPTION {text.sql(dialect='postgres')}, {count.format(kept)}, "
+            f"{count.format(total)}; END IF; END $egregora$"
+        )
 
     def is_driver_error(self, exc: BaseException) -> bool:
         psycopg = sys.modules.get("psycopg")  # not imported: not one of its errors

@@ -57,8 +57,29 @@ def migrate_command(
     db: DbOption = None,
     as_json: JsonOption = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the SQL; change nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print the SQL the database needs; change nothing."),
     ] = False,
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Print the SQL from --from to --to without reading any database "
+            "(an offline script, for a database you cannot reach from here).",
+        ),
+    ] = False,
+    from_id: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="With --sql: the migration the database is at (default: empty)."
+        ),
+    ] = None,
+    dialect: Annotated[
+        DialectName | None,
+        typer.Option(
+            "--dialect", help="With --sql: the engine to write for (default: the engine of --db)."
+        ),
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="Stop after this migration id.")] = None,
     allow_edited: Annotated[
         bool,
@@ -68,9 +89,15 @@ def migrate_command(
 ) -> None:
     """Apply pending migrations in order, each in its own transaction with its ledger row."""
     from egregora.backends import DatabaseURL
-    from egregora.storage.setup import migrate_database
+    from egregora.storage.setup import migrate_database, migration_script
 
-    with reported_errors(as_json, waits=True):
+    _refuse_mixed_modes(sql, from_id, dialect, dry_run, allow_edited, wait)
+    with reported_errors(as_json, waits=not sql):
+        if sql:  # the URL only names the engine: it is never opened
+            engine = dialect.value if dialect is not None else DatabaseURL.parse(db).dialect
+            result = migration_script(engine, from_id=from_id, target=to)
+            _print_migration("", result, as_json)
+            return
         url = DatabaseURL.parse(db)
         result = migrate_database(
             url, target=to, dry_run=dry_run, allow_edited=allow_edited, wait=wait
@@ -78,15 +105,52 @@ def migrate_command(
     _print_migration(str(url), result, as_json)
 
 
+def _refuse_mixed_modes(
+    sql: bool,
+    from_id: str | None,
+    dialect: DialectName | None,
+    dry_run: bool,
+    allow_edited: bool,
+    wait: float,
+) -> None:
+    """--from and --dialect belong to --sql; the options that read a database do not."""
+    if not sql:
+        planned = {"--from": from_id is not None, "--dialect": dialect is not None}
+        for option, used in planned.items():
+            if used:
+                raise typer.BadParameter(
+                    f"{option} plans a script without a database: add --sql", param_hint=option
+                )
+        return
+    mixed = {"--dry-run": dry_run, "--allow-edited": allow_edited, "--wait": bool(wait)}
+    for option, used in mixed.items():
+        if used:
+            raise typer.BadParameter(
+                f"{option} is about a database, and --sql reads none: drop one of them",
+                param_hint=option,
+            )
+
+
 def _print_migration(url: str, result: MigrateResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
+    if result.offline:
+        typer.echo(
+            f"-- egregora db migrate --sql: {result.dialect}, from "
+            f"{result.from_id or 'an empty database'} to {result.to_id or 'nothing'}, "
+            "planned without a database"
+        )
     if result.dry_run:
         for statement in result.statements:
             typer.echo(f"{statement};")
         pending = ", ".join(result.applied) or "nothing"
-        typer.echo(f"-- dry run: would apply {pending}; nothing was changed")
+        if result.offline:
+            typer.echo(
+                f"-- applies {pending}; run it in one session: each migration is one transaction"
+            )
+        else:
+            typer.echo(f"-- dry run: would apply {pending}; nothing was changed")
     elif result.applied:
         console.print(
             f"Migrated {url} from {result.from_id or 'empty'} to {result.to_id}: "

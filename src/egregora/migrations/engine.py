@@ -30,6 +30,8 @@ class MigrateResult:
     applied: tuple[str, ...]
     statements: tuple[str, ...] = ()
     dry_run: bool = False
+    offline: bool = False  # planned without the database (``db migrate --sql``)
+    dialect: str | None = None  # what the statements are written in
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -39,6 +41,8 @@ class MigrateResult:
         }
         if self.dry_run:
             out["dry_run"] = True
+            out["offline"] = self.offline
+            out["dialect"] = self.dialect
             out["sql"] = list(self.statements)
         return out
 
@@ -169,6 +173,7 @@ def migrate(
                     applied=(),
                     statements=(),
                     dry_run=False,
+                    dialect=executor.dialect,
                 )
     with migration_lock(executor, wait):
         applied = read_ledger(executor)
@@ -195,6 +200,7 @@ def migrate(
         applied=tuple(m.id for m in pending),
         statements=statements,
         dry_run=dry_run,
+        dialect=executor.dialect,
     )
 
 

@@ -32,6 +32,12 @@ class DryRunExecutor:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.reader.query(sql, params)
 
+    def table_names(self) -> set[str]:
+        return self.reader.table_names()
+
+    def column_names(self, table: str) -> list[str]:
+        return self.reader.column_names(table)
+
     def begin(self) -> None:
         self.statements.append("BEGIN")
 

@@ -105,6 +105,8 @@ class KeyPseudonyms(Operation):
     pseudonyms before were made without a key (UUID5 of public inputs), and documents were
     labelled with the thread's own id."""
 
+    computes_rows_in_python = True  # each pseudonym is made again from the member's name
+
     def revert(self, catalog: Catalog) -> Catalog:
         return catalog  # rows change, the schema does not
 

@@ -29,7 +29,7 @@ class AppliedMigration:
 
 
 def existing_tables(executor: Executor) -> set[str]:
-    return executor.backend.table_names(executor)
+    return executor.table_names()
 
 
 def read_ledger(executor: Executor) -> list[AppliedMigration]:
@@ -41,7 +41,7 @@ def read_ledger(executor: Executor) -> list[AppliedMigration]:
     if LEDGER not in existing_tables(executor):
         return []
     columns = list(SCHEMA_MIGRATIONS.column_names)
-    found = executor.backend.column_names(executor, LEDGER)
+    found = executor.column_names(LEDGER)
     if set(found) != set(columns):
         raise MigrationError(
             f"the table {LEDGER} in this database was not made by egregora (its columns are "

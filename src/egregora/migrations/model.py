@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from egregora.schema.model import Catalog, Index, Table, Unique
 from egregora.schema.rules import Rule
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 class Operation:
     """One schema change. ``revert`` maps the catalog after it to the catalog before it."""
+
+    # It computes rows' new values in Python from the rows it reads, so a script written
+    # without the database (``db migrate --sql``) cannot apply it to a database holding rows.
+    computes_rows_in_python: ClassVar[bool] = False
 
     def revert(self, catalog: Catalog) -> Catalog:
         raise NotImplementedError

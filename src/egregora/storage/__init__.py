@@ -2,7 +2,13 @@
 
 from egregora.backends import DatabaseURL, connect_duckdb, connect_postgres
 from egregora.storage.documents import Documents
-from egregora.storage.setup import database_status, migrate_database, open_executor, verify
+from egregora.storage.setup import (
+    database_status,
+    migrate_database,
+    migration_script,
+    open_executor,
+    verify,
+)
 from egregora.storage.store import Storage
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "connect_postgres",
     "database_status",
     "migrate_database",
+    "migration_script",
     "open_executor",
     "verify",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from egregora.backends import DatabaseURL, Executor
+from egregora.backends import DatabaseURL, Executor, backend_named
 from egregora.ddl.diff import Difference, diff_schemas
 from egregora.migrations.engine import (
     HistoryEntry,
@@ -14,6 +14,7 @@ from egregora.migrations.engine import (
     migrate,
     status,
 )
+from egregora.migrations.offline import plan_script
 from egregora.schema.catalog import CATALOG
 from egregora.schema.model import Catalog
 
@@ -43,6 +44,14 @@ def migrate_database(
         return migrate(
             executor, target=target, dry_run=dry_run, allow_edited=allow_edited, wait=wait
         )
+
+
+def migration_script(
+    dialect: str, *, from_id: str | None = None, target: str | None = None
+) -> MigrateResult:
+    """The SQL that migrates a ``dialect`` database from ``from_id`` (None: an empty one) to
+    ``target``, planned without any database (see ``migrations.offline``)."""
+    return plan_script(backend_named(dialect), from_id=from_id, target=target)
 
 
 def database_history(url: DatabaseURL) -> list[HistoryEntry]:
