@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -124,9 +125,10 @@ def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
 
 
 def egregora_process(
-    *args: str, cwd: Path | None = None, timeout: float = 300
+    *args: str, cwd: Path | None = None, timeout: float = 300, umask: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m egregora ARGS`` as a process of its own, to its end (any exit code)."""
+    """``python -m egregora ARGS`` as a process of its own, to its end (any exit code); with
+    ``umask``, the process runs under it, as a shell that set it would start it."""
     return subprocess.run(
         [sys.executable, "-m", "egregora", *args],
         capture_output=True,
@@ -134,6 +136,7 @@ def egregora_process(
         cwd=cwd,
         timeout=timeout,
         check=False,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask) and None),
     )
 
 

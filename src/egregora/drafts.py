@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -26,14 +27,29 @@ OWNED_DRAFT_S = 86400
 
 
 def draft_prefix(prefix: str = PREFIX) -> str:
-    """The prefix of this process's drafts (for ``tempfile.mkstemp(prefix=...)``)."""
+    """The prefix of this process's drafts (``new_draft`` adds 8 random characters)."""
     return f"{prefix}{os.getpid()}-"
+
+
+def new_draft(folder: Path, prefix: str = PREFIX, suffix: str = "") -> tuple[int, Path]:
+    """A new, empty draft in ``folder`` opened for writing: its descriptor and path.
+
+    It is created with mode 0666 less the user's umask (0644 under 022), as any file the user
+    writes, and not 0600 as ``tempfile.mkstemp`` makes it: a site or an export renamed from
+    it must be readable by a web server or a colleague the user lets read their files."""
+    for _ in range(100):
+        draft = folder / f"{draft_prefix(prefix)}{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), draft
+        except FileExistsError:
+            continue  # 4 billion names: another writer drew the same one
+    raise FileExistsError(f"no free draft name in {folder}")
 
 
 @cache
 def _names(prefix: str, suffix: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Owned (``<prefix><pid>-<random><suffix>``) and older unowned (``<prefix><random>``)
-    names; ``tempfile`` draws 8 random letters, digits or underscores."""
+    names; drafts get 8 random letters, digits or underscores (hexadecimal digits now)."""
     start, end = re.escape(prefix), re.escape(suffix)
     return (
         re.compile(start + r"(?P<pid>[0-9]{1,10})-[a-z0-9_]{8}" + end),

@@ -18,12 +18,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from egregora.drafts import abandoned_drafts, draft_prefix, is_abandoned
+from egregora.drafts import abandoned_drafts, is_abandoned, new_draft
 from egregora.errors import disk_full
 from egregora.media.model import MediaBytes
 
@@ -65,7 +64,7 @@ def store_files(folder: Path, files: Sequence[MediaBytes]) -> Stored:
         for file in new:
             target = folder / file.relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, draft = tempfile.mkstemp(dir=target.parent, prefix=draft_prefix())
+            handle, draft = new_draft(target.parent)
             try:
                 with os.fdopen(handle, "wb") as out:
                     for chunk in file.chunks():  # checked against its digest at the end
@@ -125,12 +124,12 @@ def _take_up(target: Path) -> bool:
 
 
 def _journal(folder: Path, relatives: list[str]) -> Path:
-    handle, name = tempfile.mkstemp(dir=folder, prefix=draft_prefix(JOURNAL), suffix=".json")
+    handle, name = new_draft(folder, JOURNAL, ".json")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump({"files": relatives}, out)
         out.flush()
         os.fsync(out.fileno())
-    return Path(name)
+    return name
 
 
 def _listed(journal: Path) -> list[str]:

@@ -32,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from egregora.drafts import PREFIX, draft_prefix, remove_abandoned_drafts
+from egregora.drafts import PREFIX, new_draft, remove_abandoned_drafts
 from egregora.errors import EgregoraError, disk_full
 from egregora.etl.formats import EXTENSIONS
 from egregora.pseudonyms import member
@@ -557,7 +556,7 @@ def _replace_file(target: Path, content: Content) -> None:
     half a page. Only files egregora wrote, as its manifest says, are ever replaced. The
     draft names its writer's pid, so a later write knows whether it was abandoned."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, draft = tempfile.mkstemp(dir=target.parent, prefix=draft_prefix())
+    handle, draft = new_draft(target.parent)
     try:
         with os.fdopen(handle, "wb") as out:
             if isinstance(content, Streamed):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from egregora.constants import EXPORT_FORMATS, ExportFormat
-from egregora.drafts import draft_prefix
+from egregora.drafts import new_draft
 from egregora.errors import ConfigurationError
 from egregora.schema.catalog import CATALOG
 from egregora.storage.integrity import rows_per_batch
@@ -72,9 +71,8 @@ def export_table(
     if not folder.is_dir():
         raise ConfigurationError(f"no folder {folder} to write {out.name} in; create it first")
     expr = store.table(name)
-    # Made with open() rather than mkstemp, so the file gets the user's umask (0644 under 022).
-    draft = folder / f"{draft_prefix()}{secrets.token_hex(4)}"
-    draft.open("xb").close()
+    handle, draft = new_draft(folder)  # with the user's umask, as the export will be
+    os.close(handle)
     rows = 0
     try:
         reader = store.ibis.to_pyarrow_batches(expr, chunk_size=rows_per_batch(table))
