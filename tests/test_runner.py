@@ -290,8 +290,8 @@ def test_the_demo_makes_a_database_and_a_site(demo: Demo) -> None:
     }
     docs = demo.folder / "site" / "docs"
     assert (demo.folder / "site" / "mkdocs.yml").is_file() and (docs / "index.md").is_file()
-    assert len(list((docs / "posts").glob("*-*.md"))) == len(days)
-    assert len(list((docs / "posts").glob("*.png"))) == len(days)
+    assert len(list((docs / "blog" / "posts").glob("*-*.md"))) == len(days)
+    assert len(list((docs / "blog" / "cards").glob("*.png"))) == len(days)
     assert len(list((docs / "journal").glob("*.md"))) == len(days) + 1  # and the index
     assert len(list((docs / "profiles").glob("*.md"))) == len(authors) + 1
     # Media files are published under their document's id, never the name the export gave.
@@ -395,14 +395,14 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
     docs = demo.folder / "site" / "docs"
     db = demo.db
     page = f"{label_of(db, 'trip-planners')}-2024-05-14"
-    post, body = front_matter(docs / "posts" / f"{page}.md")
+    post, body = front_matter(docs / "blog" / "posts" / f"{page}.md")
     assert post["title"] and post["date"].isoformat() == "2024-05-14"
-    assert post["image"] == f"{page}.png"
+    assert post["image"] == f"blog/cards/{page}.png" and (docs / post["image"]).is_file()
     assert post["authors"] and all(a.startswith("member-") for a in post["authors"])
     with Storage.open(str(db), read_only=True) as store:
         query = store.documents.media_by_filename("IMG-20240514-WA0001.jpg")
         (photo,) = store.to_pyarrow(query).to_pylist()
-    assert f"../media/{media_file(photo)}" in body
+    assert f"../../media/{media_file(photo)}" in body
     journal, _ = front_matter(docs / "journal" / f"{page}.md")
     assert journal["egregora"]["window_signature"] == post["egregora"]["window_signature"]
     out = tmp_path / "built"
@@ -423,7 +423,7 @@ def test_the_site_pages_carry_front_matter_and_build_with_mkdocs(
         text=True,
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    assert (out / "posts" / page / "index.html").is_file()
+    assert (out / "blog" / "2024" / "05" / "14" / page / "index.html").is_file()
 
 
 def test_site_name_is_the_sites_title_and_drawn_on_every_card(tmp_path: Path, place: Place) -> None:
@@ -442,12 +442,12 @@ def test_site_name_is_the_sites_title_and_drawn_on_every_card(tmp_path: Path, pl
     written = run_into(site, "--site-name", name)["site_name"]
     assert "<" not in written and html.unescape(written) == name
     label = label_of(db, "family")
-    pages = [*(site / "docs" / "posts").glob(f"{label}-*.md")]
+    pages = [*(site / "docs" / "blog" / "posts").glob(f"{label}-*.md")]
     pages += [*(site / "docs" / "journal").glob(f"{label}-*.md")]
     assert len(pages) == 2  # one window: its post and its journal
     for page in pages:
         fields, _ = front_matter(page)
-        card = (page.parent / fields["image"]).read_bytes()
+        card = (site / "docs" / fields["image"]).read_bytes()
         when = card_date(fields["date"])
         title = html.unescape(fields["title"])
         assert card == render_card(title, when, name)
@@ -550,7 +550,7 @@ def test_a_failing_writer_fails_the_run_naming_the_window(tmp_path: Path, place:
 def test_the_site_never_replaces_a_file_it_did_not_write(demo_copy: Demo) -> None:
     site = demo_copy.folder / "site"
     label = label_of(demo_copy.db, "trip-planners")
-    page = site / "docs" / "posts" / f"{label}-2024-05-14.md"
+    page = site / "docs" / "blog" / "posts" / f"{label}-2024-05-14.md"
     page.write_text("my own notes\n", encoding="utf-8")  # edited by hand
     fresh = site / "docs" / "journal" / f"{label}-2024-05-02.md"
     fresh.unlink()

@@ -205,18 +205,28 @@ def test_hostile_media_names_publish_only_inert_files_and_one_line_each(
 
     index = (folder / "index.md").read_text(encoding="utf-8")
     lines = index.splitlines()
-    assert lines[:2] == ["# Media", ""] and len(lines) == 2 + len(FILES)
-    assert all(line.startswith("- [") and line.endswith(")") for line in lines[2:])
-    heading = next(line for line in lines if published[HEADING] in line)
-    assert heading == f"- [\\# Heading &lt;script&gt;]({published[HEADING]})"
-    long_line = next(line for line in lines if published[LONG] in line)
+    sections = [line for line in lines if line.startswith("#")]
+    # The files the chat sent on their day; those no message sent apart, last.
+    assert sections == ["# Media", "## 14 March 2024", "## Other files"]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    assert len(entries) == len(FILES)  # one line each
+    for file in published.values():
+        (line,) = [line for line in entries if file in line]
+        if file.endswith(".jpg"):  # an image: shown, its name an escaped attribute
+            assert line.startswith(f'<a href="{file}"><img src="{file}" alt="'), line
+        else:
+            assert line.startswith("- [") and line.endswith(")"), line
+    heading = next(line for line in entries if published[HEADING] in line)
+    assert heading.startswith(f"- [\\# Heading &lt;script&gt;]({published[HEADING]})")
+    long_line = next(line for line in entries if published[LONG] in line)
     assert f"[{'L' * (SHOWN_LENGTH - 1)}\u2026]" in long_line
     rendered = markdown.markdown(index)
-    assert rendered.count("<h1>") == 1 and "<h2" not in rendered and "<script" not in rendered
-    (post_page,) = [p for p in (docs / "posts").glob("*.md") if p.name != "index.md"]
+    assert rendered.count("<h1>") == 1 and rendered.count("<h2") == 2
+    assert "<script" not in rendered
+    (post_page,) = [p for p in (docs / "blog" / "posts").glob("*.md")]
     post = post_page.read_text(encoding="utf-8")
     for name in ("index.md", "page.html", "photo.JPG"):
-        assert f"(../media/{published[name]})" in post
+        assert f"(../../media/{published[name]})" in post
 
 
 # -- drafts ------------------------------------------------------------------------------------
@@ -228,7 +238,7 @@ def test_the_next_write_clears_drafts_of_dead_writers_and_keeps_live_ones(
     dead, live = dead_pid(), os.getpid()
     hour_ago, two_days_ago = time.time() - 3700, time.time() - 2 * 86400
     made = {
-        "docs/posts/.draft-{dead}-abcd1234": None,  # its writer died
+        "docs/blog/posts/.draft-{dead}-abcd1234": None,  # its writer died
         "elsewhere/deeper/.draft-{dead}-9z_x0000": None,  # anywhere under the site
         "docs/media/.draft-{live}-abcd1234": None,  # its writer runs
         "docs/.draft-{live}-old_0000": two_days_ago,  # untouched for days: a reused pid
@@ -248,7 +258,7 @@ def test_the_next_write_clears_drafts_of_dead_writers_and_keeps_live_ones(
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file() and p.name[0] != "."}
     build(demo_copy, site)
     gone = {
-        "docs/posts/.draft-{dead}-abcd1234",
+        "docs/blog/posts/.draft-{dead}-abcd1234",
         "elsewhere/deeper/.draft-{dead}-9z_x0000",
         "docs/.draft-{live}-old_0000",
         ".draft-k2x_9abc",

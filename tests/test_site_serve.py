@@ -61,14 +61,17 @@ def test_serve_writes_the_site_and_serves_its_pages(demo: Demo, tmp_path: Path) 
     assert server.returncode == 0
 
 
+@pytest.mark.parametrize("absent", ["mkdocs", "material", "mkdocs_rss_plugin"])
 def test_serve_without_mkdocs_says_how_to_install_it(
-    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, absent: str
 ) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "mkdocs" else real(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a)
     )
     site = tmp_path / "preview"
     done = CliRunner().invoke(app, ["site", "serve", "--site", str(site), "--db", demo.db])
-    assert done.exit_code == 2 and "pip install mkdocs" in done.output
+    assert done.exit_code == 2, done.output
+    assert f"{absent} is not installed here" in done.output
+    assert "pip install 'egregora[site]'" in done.output
     assert not site.exists()  # refused before the site was written

@@ -27,7 +27,7 @@ from egregora.errors import ConfigurationError
 
 FILE = "egregora.toml"
 PYPROJECT = "pyproject.toml"
-KEYS = ("db", "tz", "site", "writer", "window")  # the options a file may set
+KEYS = ("db", "tz", "site", "site_url", "writer", "window")  # the options a file may set
 PATHS = ("db", "site")  # read relative to the file's folder
 SKIPPED_COMMANDS = ("demo",)  # the sample chat goes into its own folder, never a configured db
 DB_ENV = "EGREGORA_DB"  # the environment's database wins over the file's

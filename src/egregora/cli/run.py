@@ -24,6 +24,7 @@ from egregora.cli.output import (
     err_console,
     reported_errors,
 )
+from egregora.cli.site import SiteUrlOption
 from egregora.cli.work import LEASE_SECONDS, LeaseOption
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def run(
     site_name: Annotated[
         str | None, typer.Option("--site-name", help="The site's name (default: the chat's).")
     ] = None,
+    site_url: SiteUrlOption = None,
     writer: Annotated[
         str | None,
         typer.Option("--writer", help="extractive (default), or package.module:Writer."),
@@ -198,6 +200,7 @@ def run(
             date_order=parse_date_order(date_order),
             site=site,
             site_name=site_name,
+            site_url=site_url,
             writer=load_writer(writer),
             workers=workers,
             lease=timedelta(seconds=lease),

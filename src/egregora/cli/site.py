@@ -16,6 +16,8 @@ from egregora.errors import ConfigurationError
 
 app = typer.Typer(help="The site: pages, cards and media, from the database alone.")
 
+# What the written site builds with (the `site` extra): MkDocs, its theme and its feed.
+SITE_MODULES = ("mkdocs", "material", "mkdocs_rss_plugin")
 SiteOption = Annotated[
     Path, typer.Option("--site", help="Write the site (MkDocs layout) into DIR.")
 ]
@@ -26,6 +28,14 @@ SiteNameOption = Annotated[
     str | None,
     typer.Option("--site-name", help="The site's name (default: the one its run chose)."),
 ]
+SiteUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--site-url",
+        help="Where the site is published, e.g. https://example.org/family/: the feed and "
+        "the pages' og:image point there (default: http://127.0.0.1:8000/, a preview's).",
+    ),
+]
 
 
 @app.command()
@@ -33,15 +43,22 @@ def build(
     site: SiteOption,
     thread: ThreadOption = None,
     site_name: SiteNameOption = None,
+    site_url: SiteUrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Draw the missing cards and write the whole site, media included, on any machine that
     reaches the database: nothing of the export or of the machine that ran it is needed."""
     from egregora.runner.publish import build_site
+    from egregora.runner.site import site_address
 
-    with reported_errors(as_json), existing(db) as store:
-        planned, published = build_site(store, site, thread=thread, site_name=site_name)
+    with reported_errors(as_json):
+        if site_url is not None:
+            site_address(site_url)  # refused before the database is opened
+        with existing(db) as store:
+            planned, published = build_site(
+                store, site, thread=thread, site_name=site_name, site_url=site_url
+            )
     if as_json:
         emit_json({"thread_id": planned.thread_id, **published.summary()})
         return
@@ -74,14 +91,18 @@ def serve(
     from egregora.runner.publish import build_site
 
     with reported_errors(as_json):
-        if importlib.util.find_spec("mkdocs") is None:
+        missing = [m for m in SITE_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
             raise ConfigurationError(
-                "egregora site serve previews with MkDocs, which is not installed here; "
-                "install it with `pip install mkdocs`"
+                "egregora site serve previews with MkDocs, Material for MkDocs and the feed "
+                f"plugin; {', '.join(missing)} is not installed here: install them with "
+                "`pip install 'egregora[site]'`"
             )
+        url = f"http://{host}:{port}/"  # the preview's address: its feed and links work there
         with existing(db) as store:
-            planned, published = build_site(store, site, thread=thread, site_name=site_name)
-    url = f"http://{host}:{port}/"
+            planned, published = build_site(
+                store, site, thread=thread, site_name=site_name, site_url=url
+            )
     if as_json:
         emit_json({"thread_id": planned.thread_id, "url": url, **published.summary()})
     else:

@@ -239,3 +239,20 @@ def _wrap(text: str, size: int, width: int) -> list[str]:
     if current:
         lines.append(current)
     return lines or [""]
+
+
+def avatar(name: str) -> bytes:
+    """A member's avatar for the blog: a disc in a colour of their pseudonym, with its first
+    two characters after ``member-`` (a pseudonym, never a name)."""
+    size = 96
+    digest = hashlib.sha256(name.encode()).digest()
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((0, 0, size - 1, size - 1), fill=PALETTE[digest[0] % len(PALETTE)])
+    letters = name.removeprefix("member-")[:2].upper()
+    draw.text(
+        (size / 2, size / 2), letters, font=_font(_noto(), 40, TITLE_WEIGHT), fill=INK, anchor="mm"
+    )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

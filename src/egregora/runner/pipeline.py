@@ -33,7 +33,7 @@ from egregora.runner.model import WindowSpec
 from egregora.runner.plan import Plan, make_plan
 from egregora.runner.progress import Reporter, Silent
 from egregora.runner.publish import Published, media_reader, publish
-from egregora.runner.site import check_site_folder
+from egregora.runner.site import check_site_folder, site_address
 from egregora.runner.source import ThreadMessages
 from egregora.runner.workers import (
     children_done,
@@ -57,6 +57,7 @@ class RunOptions:
     date_order: DateOrder | None = None
     site: Path | None = None
     site_name: str | None = None  # default: the group's name (see ThreadMessages.site_name)
+    site_url: str | None = None  # where the site is published; default: a preview's address
     media_dir: Path | None = None  # default: media/ in the database's files folder
     writer: Writer = field(default_factory=ExtractiveWriter)
     batch: int = 64  # tasks per write: a validated write costs about 0.4 s whatever its size
@@ -111,10 +112,13 @@ class RunSummary:
 
 def check_input(export: Path, options: RunOptions) -> None:
     """Refuse what cannot run before a database is opened or anything is written: an export
-    path that is no file, an unknown time zone, a site folder that is not egregora's."""
+    path that is no file, an unknown time zone, a site folder that is not egregora's, an
+    address that is not a site's."""
     check_ingest_input(export, options.tz)
     if options.site is not None:
         check_site_folder(options.site)
+    if options.site_url is not None:
+        site_address(options.site_url)
 
 
 def run_pipeline(
@@ -147,7 +151,15 @@ def run_pipeline(
                     counts.rows_in, counts.rows_out = done.tasks, done.documents
                 media = media_reader(store, options.media_dir)
                 published = publish(
-                    store, source, site_name, options.site, media, runs, run_id, say
+                    store,
+                    source,
+                    site_name,
+                    options.site,
+                    media,
+                    runs,
+                    run_id,
+                    say,
+                    options.site_url,
                 )
             children.wait()
         done.add(children_done(runs, run_id).counts())

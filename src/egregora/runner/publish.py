@@ -20,7 +20,7 @@ from egregora.media import MediaFiles
 from egregora.runner.cards import card, ensure_cards
 from egregora.runner.markup import one_line
 from egregora.runner.progress import Reporter, Silent
-from egregora.runner.site import card_date, write_site
+from egregora.runner.site import PREVIEW_URL, card_date, write_site
 from egregora.runner.source import ThreadMessages
 from egregora.runs import RunStore
 from egregora.storage.store import Storage
@@ -58,9 +58,11 @@ def publish(
     runs: RunStore,
     parent: str | None,
     say: Reporter,
+    site_url: str | None = None,
 ) -> Published:
     """Make sure every post and journal of the thread has its card; with ``site``, write the
-    site. Each stage is recorded as a run under ``parent``."""
+    site (published at ``site_url``; default: where a preview serves it). Each stage is
+    recorded as a run under ``parent``."""
     pages = _pages(store, source.label)
     say.stage("cards", len(pages))
     with AssetCache(store) as cache:
@@ -79,7 +81,16 @@ def publish(
 
         say.stage("site")
         with runs.track("site", {"site": str(site)}, parent=parent) as counts:
-            result = write_site(store, source.label, site, site_name, card_of, media, source.shown)
+            result = write_site(
+                store,
+                source.label,
+                site,
+                site_name,
+                card_of,
+                media,
+                source.shown,
+                site_url or PREVIEW_URL,
+            )
             counts.rows_in, counts.rows_out = result.files, result.written
     return Published(rendered, site, result.files, result.written)
 
@@ -111,6 +122,7 @@ def build_site(
     *,
     thread: str | None = None,
     site_name: str | None = None,
+    site_url: str | None = None,
     media_dir: Path | None = None,
     reporter: Reporter | None = None,
 ) -> tuple[Planned, Published]:
@@ -150,6 +162,7 @@ def build_site(
             runs,
             counts.run_id,
             reporter or Silent(),
+            site_url,
         )
         counts.rows_in, counts.rows_out = published.files, published.written
     return planned, published

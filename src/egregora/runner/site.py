@@ -39,16 +39,25 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from egregora.drafts import PREFIX, new_draft, remove_abandoned_drafts
-from egregora.errors import EgregoraError, disk_full
+from egregora.errors import ConfigurationError, EgregoraError, disk_full
 from egregora.etl.formats import EXTENSIONS
 from egregora.pseudonyms import member
+from egregora.runner.cards import avatar
 from egregora.runner.markup import chat_markdown, html_text
 from egregora.storage.store import Storage
 
 MANIFEST = ".egregora-site.json"
-SECTIONS = {"post": "posts", "journal": "journal", "profile": "profiles", "media": "media"}
+BLOG = "docs/blog"  # Material's blog plugin: its index, authors and posts/ under it
+POSTS = f"{BLOG}/posts"
+# Cards beside the posts folder: the blog plugin publishes what is in posts/ elsewhere.
+CARDS = f"{BLOG}/cards"
+SITE_CARD = "docs/card.png"  # the home page's and the feed's image
+THEME_OVERRIDE = "overrides/main.html"
+# Where `egregora site serve` (and `mkdocs serve`) show the site, when no --site-url is given.
+PREVIEW_URL = "http://127.0.0.1:8000/"
 IMAGES = {"image"}
 Card = Callable[[str, str], bytes]  # (title, date text) -> PNG
 # A media document's row -> the file's bytes, a chunk at a time (``MediaFiles.chunks``).
@@ -105,6 +114,26 @@ class SiteResult:
     written: int  # files written now (new or changed)
 
 
+def site_address(text: str) -> str:
+    """``text`` as the address a site is published at: an http(s) URL with a host, ending in
+    ``/``. It goes into ``mkdocs.yml``, the feed and every page's head, so characters that
+    would end an HTML attribute or a YAML string are refused."""
+    url = text.strip()
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(c in url for c in "\"'<>`\\ ")
+    ):
+        raise ConfigurationError(
+            f"--site-url {text!r} is not the address of a site; give one such as "
+            "https://example.org/family/ (http or https, a host, no query)"
+        )
+    return url if url.endswith("/") else url + "/"
+
+
 def card_date(value: date | None) -> str:
     return value.strftime("%d %B %Y").lstrip("0") if value else ""
 
@@ -117,19 +146,29 @@ def write_site(
     card: Card,
     media: Media,
     shown: Shown,
+    site_url: str = PREVIEW_URL,
 ) -> SiteResult:
     """Write the site of the thread labelled ``label`` into ``folder``; ``card`` gives a
     document's card, ``media`` a media document's bytes (from wherever the database keeps
-    them: ``MediaFiles.read``), and ``shown`` gives a media file's name as pages show it
-    (without any member's name or number)."""
+    them: ``MediaFiles.read``), ``shown`` gives a media file's name as pages show it
+    (without any member's name or number), and ``site_url`` is where the site is published
+    (its feed and its pages' ``og:image`` are absolute addresses under it)."""
     docs = {kind: _read(store, label, kind) for kind in ("post", "journal", "profile", "media")}
     for row in docs["media"]:
         row["published"] = media_file(row)
         row["shown"] = shown_name(shown(row["filename"] or "")) or row["published"]
-    files: dict[str, Content] = {"mkdocs.yml": _mkdocs(site_name)}
+    files: dict[str, Content] = {
+        "mkdocs.yml": _mkdocs(site_name, site_address(site_url)),
+        THEME_OVERRIDE: _THEME_OVERRIDE.encode(),
+        SITE_CARD: card(site_name, ""),
+    }
     for row in docs["post"]:
-        files[f"docs/posts/{row['slug']}.md"] = _post_page(row, docs["media"])
-        files[f"docs/posts/{row['slug']}.png"] = card(row["title"], card_date(row["date"]))
+        files[f"{POSTS}/{row['slug']}.md"] = _post_page(row, docs["media"])
+        files[f"{CARDS}/{row['slug']}.png"] = card(row["title"], card_date(row["date"]))
+    authors = sorted({member(a) for row in docs["post"] for a in row["authors"] or []})
+    files[f"{BLOG}/.authors.yml"] = _authors(authors)
+    for name in authors:
+        files[f"{BLOG}/avatars/{name}.png"] = avatar(name)
     for row in docs["journal"]:
         name = _journal_name(row)
         files[f"docs/journal/{name}.md"] = _journal_page(row, docs["media"])
@@ -140,7 +179,7 @@ def write_site(
         files[f"docs/media/{row['published']}"] = Streamed(
             str(row["source_checksum"]), functools.partial(media, row)
         )
-    files.update(_indexes(site_name, docs))
+    files.update(_indexes(site_name, site_address(site_url), docs))
     return _commit(folder, files)
 
 
@@ -244,20 +283,28 @@ def _journal_name(row: Mapping[str, Any]) -> str:
 
 
 def _media_section(
-    ids: Iterable[str], media: list[dict[str, Any]], heading: str = "Media"
+    ids: Iterable[str], media: list[dict[str, Any]], root: str, heading: str = "Media"
 ) -> list[str]:
+    """The media of a page whose folder is ``root`` (``../``, ``../../``) under docs/."""
     by_id = {row["id"]: row for row in media}
     lines = []
     for media_id in ids:
         row = by_id.get(media_id)
         if row is None:
             continue
-        name, target = chat_markdown(row["shown"]), f"../media/{row['published']}"
+        name, target = chat_markdown(row["shown"]), f"{root}media/{row['published']}"
         if row["media_type"] in IMAGES:
             lines.append(f"![{name}]({target})")
         else:
             lines.append(f"- [{name}]({target}) ({row['media_type']})")
     return ["", f"## {heading}", "", *lines] if lines else []
+
+
+def _excerpt(content: str) -> list[str]:
+    """``content`` with the blog's excerpt marker after its first paragraph (the summary):
+    the posts index shows each post down to it."""
+    first, _, rest = content.strip().partition("\n\n")
+    return [first, "", "<!-- more -->", *(["", rest] if rest else [])]
 
 
 def _post_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
@@ -270,7 +317,8 @@ def _post_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
             "description": row["summary"],
             "authors": [member(a) for a in row["authors"] or []],
             "tags": row["tags"] or [],
-            "image": f"{row['slug']}.png",
+            # From the docs folder: the feed and og:image make it an address under site_url.
+            "image": f"{CARDS.removeprefix('docs/')}/{row['slug']}.png",
             "window_start": row["window_start"],
             "window_end": row["window_end"],
             "egregora": {"id": row["id"], "window_signature": row["window_signature"]},
@@ -278,10 +326,10 @@ def _post_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
     )
     journal = ext.get("journal_id", "").removeprefix("journal-")
     title = chat_markdown(row["title"])
-    body = [f"# {title}", "", f"![]({row['slug']}.png)", "", row["content"].rstrip()]
-    body += _media_section(ext.get("media", []), media)
+    body = [f"# {title}", "", f"![](../cards/{row['slug']}.png)", "", *_excerpt(row["content"])]
+    body += _media_section(ext.get("media", []), media, "../../")
     if journal:
-        body += ["", f"[The journal of these messages](../journal/{journal}.md)"]
+        body += ["", f"[The journal of these messages](../../journal/{journal}.md)"]
     page = head + "\n".join(body) + "\n"
     return page.encode()
 
@@ -295,7 +343,7 @@ def _journal_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
             "date": row["date"],
             "description": row["summary"],
             "authors": [member(a) for a in row["authors"] or []],
-            "image": f"{name}.png",
+            "image": f"journal/{name}.png",
             "window_start": row["window_start"],
             "window_end": row["window_end"],
             "messages": ext.get("messages"),
@@ -304,10 +352,10 @@ def _journal_page(row: Mapping[str, Any], media: list[dict[str, Any]]) -> bytes:
     )
     title = chat_markdown(row["title"])
     body = [f"# {title}", "", f"![]({name}.png)", "", row["content"].rstrip()]
-    body += _media_section(ext.get("media", []), media, "Gallery")
+    body += _media_section(ext.get("media", []), media, "../", "Gallery")
     post = ext.get("post_id", "").removeprefix("post-")
     if post:
-        body += ["", f"[The post of these messages](../posts/{post.lower()}.md)"]
+        body += ["", f"[The post of these messages](../blog/posts/{post.lower()}.md)"]
     page = head + "\n".join(body) + "\n"
     return page.encode()
 
@@ -328,60 +376,173 @@ def _profile_page(row: Mapping[str, Any]) -> bytes:
     return page.encode()
 
 
-def _indexes(site_name: str, docs: Mapping[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+def _indexes(
+    site_name: str, site_url: str, docs: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, bytes]:
     posts = sorted(docs["post"], key=lambda r: (r["date"], r["id"]), reverse=True)
     journals = sorted(docs["journal"], key=lambda r: (r["date"], r["id"]), reverse=True)
     profiles = sorted(docs["profile"], key=lambda r: r["title"])
     md = chat_markdown
     post_lines = [
         f"- {r['date']}: [{md(r['title'])}]({r['slug']}.md) — {md(r['summary'] or '')}"
-        for r in posts
+        for r in posts[:10]
     ]
     journal_lines = [f"- [{md(r['title'])}]({_journal_name(r)}.md)" for r in journals]
     profile_lines = [
         f"- [{md(r['title'])}]({r['subject_uuid']}.md): {md(r['summary'] or '')}" for r in profiles
     ]
-    media_lines = [f"- [{md(r['shown'])}]({r['published']})" for r in docs["media"]]
+    summary = (
+        f"{len(posts)} posts, {len(journals)} journal pages, {len(profiles)} members, "
+        f"{len(docs['media'])} media files."
+    )
+    head = _front_matter({"description": summary, "image": SITE_CARD.removeprefix("docs/")})
     home = [
         f"# {md(site_name)}",
         "",
-        f"{len(posts)} posts, {len(journals)} journal pages, {len(profiles)} members, "
-        f"{len(docs['media'])} media files.",
+        summary,
         "",
         "## Latest posts",
         "",
-        *[line.replace("](", "](posts/", 1) for line in post_lines[:10]],
+        *[line.replace("](", "](blog/posts/", 1) for line in post_lines[:10]],
+        "",
+        f"[Every post](blog/index.md) · [Tags](tags.md) · [Feed]({site_url}{FEED})",
     ]
 
     def page(title: str, lines: list[str]) -> bytes:
         return ("\n".join([f"# {title}", "", *(lines or ["Nothing yet."])]) + "\n").encode()
 
     return {
-        "docs/index.md": ("\n".join(home) + "\n").encode(),
-        "docs/posts/index.md": page("Posts", post_lines),
+        "docs/index.md": (head + "\n".join(home) + "\n").encode(),
+        f"{BLOG}/index.md": b"# Posts\n",  # the blog plugin lists the posts, a page at a time
+        "docs/tags.md": b"# Tags\n\n<!-- material/tags -->\n",
         "docs/journal/index.md": page("Journal", journal_lines),
         "docs/profiles/index.md": page("Members", profile_lines),
-        "docs/media/index.md": page("Media", media_lines),
+        "docs/media/index.md": page("Media", _gallery(docs["media"], docs["journal"])),
     }
 
 
-def _mkdocs(site_name: str) -> bytes:
+def _iso_day(label: Any) -> date | None:
+    """A window label that is a day (``2024-05-07``) as that day; None for any other."""
+    try:
+        return date.fromisoformat(label) if isinstance(label, str) and len(label) == 10 else None
+    except ValueError:
+        return None
+
+
+def _gallery(media: list[dict[str, Any]], journals: list[dict[str, Any]]) -> list[str]:
+    """The media page: a section per day, newest first; images shown, other files linked.
+    A file's day is its window's, in the chat's zone: its journal's date, else the window's
+    label when that is a day. Files no message sent come last, under "Other files"."""
+    window_day = {row["id"]: row["date"] for row in journals}
+    days: dict[date | None, list[dict[str, Any]]] = {}
+    for row in sorted(media, key=lambda r: (r["created_at"], r["id"])):
+        ext = row["extensions"]
+        day = window_day.get(ext.get("journal_id")) or _iso_day(ext.get("window"))
+        days.setdefault(day, []).append(row)
+    lines: list[str] = []
+    for day in sorted(days, key=lambda d: (d is not None, d), reverse=True):
+        lines += ["", f"## {card_date(day) or 'Other files'}"]
+        images = [r for r in days[day] if r["media_type"] in IMAGES]
+        others = [r for r in days[day] if r["media_type"] not in IMAGES]
+        if images:  # HTML thumbnails in one paragraph, each name escaped as an attribute
+            lines.append("")
+            lines += [
+                f'<a href="{r["published"]}"><img src="{r["published"]}" '
+                f'alt="{html_text(r["shown"])}" width="240" loading="lazy"></a>'
+                for r in images
+            ]
+        if others:  # then the other files, a list apart from the paragraph
+            lines.append("")
+            lines += [
+                f"- [{chat_markdown(r['shown'])}]({r['published']}) ({r['media_type']})"
+                for r in others
+            ]
+    return lines
+
+
+def _mkdocs(site_name: str, site_url: str) -> bytes:
+    """Material for MkDocs with its blog (posts, archive, pagination, authors) and tags, and
+    a feed of the posts; every value written as JSON, which YAML reads as it is."""
     nav = [
         ("Home", "index.md"),
-        ("Posts", "posts/index.md"),
+        ("Posts", "blog/index.md"),
         ("Journal", "journal/index.md"),
         ("Members", "profiles/index.md"),
         ("Media", "media/index.md"),
+        ("Tags", "tags.md"),
     ]
+    name = json.dumps(html_text(site_name), ensure_ascii=False)
     lines = [
-        f"site_name: {json.dumps(html_text(site_name), ensure_ascii=False)}",
+        f"site_name: {name}",
+        f"site_url: {json.dumps(site_url)}",
         "docs_dir: docs",
+        "theme:",
+        "  name: material",
+        "  custom_dir: overrides",  # og:image and the feed's link in every page's head
+        "  features: [navigation.tabs, navigation.footer]",
+        "plugins:",
+        "  - search",
+        "  - blog:",
+        "      blog_dir: blog",
+        "      blog_toc: true",
+        "      post_date_format: long",
+        "      post_url_format: '{date}/{slug}'",
+        "      pagination_per_page: 10",
+        "      archive_date_format: MMMM yyyy",
+        "  - tags",
+        "  - rss:",
+        "      match_path: 'blog/posts/.*'",
+        "      use_git: false",  # the site is not a repository: dates come from the posts
+        "      date_from_meta: {as_creation: date}",
+        "      categories: [tags]",
+        f"      feed_title: {name}",
+        f"      image: {json.dumps(site_url + SITE_CARD.removeprefix('docs/'))}",
         "nav:",
         *[f"  - {title}: {target}" for title, target in nav],
         "not_in_nav: |",  # pages are reached from their section's index
-        *[f"  /{section}/*.md" for section in ("posts", "journal", "profiles")],
+        *[f"  /{section}/*.md" for section in ("journal", "profiles")],
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def _authors(names: Iterable[str]) -> bytes:
+    """The blog's ``.authors.yml``: each post's authors by pseudonym, with a drawn avatar."""
+    lines = ["authors:"]
+    for name in names:
+        lines += [
+            f"  {name}:",
+            f"    name: {json.dumps(name)}",
+            '    description: "Member"',
+            f"    avatar: {json.dumps(f'blog/avatars/{name}.png')}",
+        ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+FEED = "feed_rss_created.xml"  # the feed plugin's name for the newest posts first
+# Every page's head: the card as og:image (absolute under site_url, as social sites need it)
+# and the feed's address. Titles and descriptions come from front matter, escaped already.
+_THEME_OVERRIDE = (
+    """{% extends "base.html" %}
+{% block extrahead %}
+  {{ super() }}
+  <link rel="alternate" type="application/rss+xml" title="{{ config.site_name }}"
+        href="{{ config.site_url }}"""
+    + FEED
+    + """">
+  {% if page and page.meta %}
+    <meta property="og:type" content="{{ 'article' if page.meta.date else 'website' }}">
+    <meta property="og:title" content="{{ page.meta.title or config.site_name }}">
+    {% if page.meta.description %}
+      <meta property="og:description" content="{{ page.meta.description }}">
+    {% endif %}
+    {% if page.meta.image %}
+      <meta property="og:image" content="{{ config.site_url }}{{ page.meta.image }}">
+      <meta name="twitter:card" content="summary_large_image">
+    {% endif %}
+  {% endif %}
+{% endblock %}
+"""
+)
 
 
 # -- writing --------------------------------------------------------------------------------
