@@ -165,11 +165,11 @@ DOCUMENTS = {
     ),
     f"post-{LABEL}-2024-03-14": (
         "4380a7c9c17b3aa40571f925b7ad1f10",
-        "ca1b9f8bc250e7ae78fc0d3bd097acc3",
+        "fc35d324a4a2ead96d26712ce40c66b5",
     ),
     f"post-{LABEL}-2024-03-15": (
         "99ec049fb43f243aec45f84156c28b6d",
-        "aaeea430050765ab4ceb868413bebd8d",
+        "72c2583f96a2ee95cb963fff9a496128",
     ),
     f"profile-{LABEL}-{PHONE}": (None, "6111375952ae59ad7fa6a1bce7960e44"),
     f"profile-{LABEL}-{CAIO}": (None, "875f267b5d6b3d66ed6b0c696b3b8f06"),

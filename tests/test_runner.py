@@ -222,6 +222,34 @@ def test_the_extractive_writer_is_deterministic_and_keeps_names_out_of_titles() 
     assert "<https://boats.example.com/x>" in draft.content
 
 
+@pytest.mark.parametrize(
+    ("texts", "title"),
+    [
+        (  # Russian: its stop words (это, как, мы, на) are not what the day was about
+            ["Мы завтра едем на озеро, это будет здорово", "Как мы едем на озеро?",
+             "Это озеро очень красивое, мы едем утром"],
+            "Едем, озеро and завтра",
+        ),
+        (  # German and English in one chat: both lists apply
+            ["Wir fahren morgen an den See, das wird toll", "Ist der See weit weg von hier?",
+             "The lake is not far, we drive there in the morning"],
+            "Drive, fahren and lake",
+        ),
+        (  # Spanish
+            ["La playa está muy lejos de la casa", "Vamos a la playa mañana por la tarde",
+             "La playa de la isla es la mejor"],
+            "Playa, casa and isla",
+        ),
+    ],
+)
+def test_titles_leave_out_the_stop_words_of_the_chats_own_languages(
+    texts: list[str], title: str
+) -> None:
+    messages = [message(i, text, str(i % 2) * 36) for i, text in enumerate(texts)]
+    draft = ExtractiveWriter().write(WindowInput(some_window(messages), messages, UTC))
+    assert draft.title == title
+
+
 def test_a_window_of_notices_only_still_gets_a_post() -> None:
     notice = message(0, "Ana added Bo", None, kind="system")
     draft = ExtractiveWriter().write(WindowInput(some_window([notice]), [notice], UTC))

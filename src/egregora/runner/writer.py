@@ -12,10 +12,13 @@ import importlib
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import cache
 from typing import Protocol, runtime_checkable
+
+from stop_words import AVAILABLE_LANGUAGES, get_stop_words  # type: ignore[import-untyped]
 
 from egregora.errors import ConfigurationError
 from egregora.pseudonyms import member as member  # how writers name an author
@@ -28,7 +31,8 @@ _LINK = re.compile(r"https?://[^\s<>\"']+")
 _STAND_INS = re.compile(r"\bmember-[0-9a-f]{8}\b|\(phone number\)|\ba member\b")
 HIGHLIGHTS = 3
 KEYWORDS = 3
-# Words that say little about what a chat was about (English and Portuguese).
+# Words of chats that say little about what a chat was about, whatever its language (English
+# and Portuguese fillers and times of day); each language's own list comes from stop-words.
 _STOPWORDS = """
     the and for are but not you all any can had her was one our out has have him his how its
     may new now see two way who did get got let put say she too use that this with from they
@@ -41,6 +45,34 @@ _STOPWORDS = """
     também já ainda depois hoje amanhã agora quando onde quem qual porque kkk kkkk kkkkk rsrs
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
+_TOKEN = re.compile(r"[^\W\d_]+")  # any run of letters: stop words are often short
+
+
+@cache
+def _languages() -> dict[str, frozenset[str]]:
+    """Each language's stop words (the stop-words package: 33 languages), lower case."""
+    return {
+        language: frozenset(word.lower() for word in get_stop_words(language))
+        for language in sorted(AVAILABLE_LANGUAGES)
+    }
+
+
+def stopwords_of(texts: Iterable[str]) -> frozenset[str]:
+    """The stop words of the languages ``texts`` are written in, and the chat fillers.
+
+    A language counts when its stop words are at least half as frequent in the texts as
+    those of the language whose stop words are the most frequent: a chat in two languages
+    gets both lists. Stop words are what tells languages apart in a few short messages."""
+    tokens = Counter(t for text in texts for t in _TOKEN.findall(text.lower()))
+    scores = {
+        language: sum(n for token, n in tokens.items() if token in stop)
+        for language, stop in _languages().items()
+    }
+    best = max(scores.values(), default=0)
+    chosen = [
+        _languages()[language] for language, score in scores.items() if best and 2 * score >= best
+    ]
+    return STOPWORDS.union(*chosen)
 
 
 @dataclass(frozen=True)
@@ -82,12 +114,12 @@ def links(text: str | None) -> list[str]:
     return [found.rstrip(".,;:!?)]}") for found in _LINK.findall(text)]
 
 
-def words(text: str | None) -> list[str]:
-    """The words of ``text`` that can say what it is about (lower case, no stopwords)."""
+def words(text: str | None, stop: frozenset[str] = STOPWORDS) -> list[str]:
+    """The words of ``text`` that can say what it is about (lower case, none of ``stop``)."""
     if not text:
         return []
     without_links = _STAND_INS.sub(" ", _LINK.sub(" ", text.lower()))
-    return [w for w in _WORD.findall(without_links) if w not in STOPWORDS]
+    return [w for w in _WORD.findall(without_links) if w not in stop]
 
 
 class ExtractiveWriter:
@@ -95,15 +127,16 @@ class ExtractiveWriter:
     that carry the most of them as highlights. The same messages always give the same post."""
 
     name = "extractive"
-    version = "1"
+    version = "2"  # 2: stop words of the chat's own languages
 
     def write(self, window: WindowInput) -> PostDraft:
         spoken = [m for m in window.messages if m.kind == "text" and m.text]
         people = {m.author_uuid for m in window.messages if m.author_uuid}
+        stop = stopwords_of(m.text or "" for m in spoken)
         # Each word counts once per message, so one chatty message cannot set the topic.
         frequency: Counter[str] = Counter()
         for message in spoken:
-            frequency.update(set(words(message.text)) - window.names)
+            frequency.update(set(words(message.text, stop)) - window.names)
         keywords = [w for w, _ in sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))]
         keywords = keywords[:KEYWORDS]
         title = _title(keywords, window.window)
@@ -112,7 +145,7 @@ class ExtractiveWriter:
             "person" if len(people) == 1 else "people"
         )
         summary += f", mostly about {_listed(keywords)}." if keywords else "."
-        highlights = _highlights(spoken, frequency)
+        highlights = _highlights(spoken, frequency, stop)
         shared = list(dict.fromkeys(link for m in window.messages for link in links(m.text)))
         content = [summary, ""]
         if highlights:
@@ -145,12 +178,14 @@ def _listed(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _highlights(spoken: Sequence[Message], frequency: Counter[str]) -> list[Message]:
+def _highlights(
+    spoken: Sequence[Message], frequency: Counter[str], stop: frozenset[str]
+) -> list[Message]:
     """The messages richest in the window's frequent words, at most one per author while
     others are left, shown in the order they were sent."""
 
     def score(message: Message) -> float:
-        found = set(words(message.text))
+        found = set(words(message.text, stop))
         return sum(frequency[w] for w in found) / math.sqrt(1 + len(found)) if found else 0.0
 
     scores = [(score(m), m) for m in spoken]
