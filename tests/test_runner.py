@@ -226,18 +226,27 @@ def test_the_extractive_writer_is_deterministic_and_keeps_names_out_of_titles() 
     ("texts", "title"),
     [
         (  # Russian: its stop words (это, как, мы, на) are not what the day was about
-            ["Мы завтра едем на озеро, это будет здорово", "Как мы едем на озеро?",
-             "Это озеро очень красивое, мы едем утром"],
+            [
+                "Мы завтра едем на озеро, это будет здорово",
+                "Как мы едем на озеро?",
+                "Это озеро очень красивое, мы едем утром",
+            ],
             "Едем, озеро and завтра",
         ),
         (  # German and English in one chat: both lists apply
-            ["Wir fahren morgen an den See, das wird toll", "Ist der See weit weg von hier?",
-             "The lake is not far, we drive there in the morning"],
+            [
+                "Wir fahren morgen an den See, das wird toll",
+                "Ist der See weit weg von hier?",
+                "The lake is not far, we drive there in the morning",
+            ],
             "Drive, fahren and lake",
         ),
         (  # Spanish
-            ["La playa está muy lejos de la casa", "Vamos a la playa mañana por la tarde",
-             "La playa de la isla es la mejor"],
+            [
+                "La playa está muy lejos de la casa",
+                "Vamos a la playa mañana por la tarde",
+                "La playa de la isla es la mejor",
+            ],
             "Playa, casa and isla",
         ),
     ],
