@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .egregora/demo
 
-.PHONY: demo test lint docs bench lock clean
+.PHONY: demo test lint docs bench lock clean screenshots
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 docs: $(STAMP)  ## regenerate docs/schema.md from the catalog
 	$(BIN)/egregora db schema --format markdown > docs/schema.md
+
+screenshots: $(STAMP)  ## the README's pictures of the demo's site (needs Chromium)
+	$(BIN)/python docs/screenshots.py
 
 bench: $(STAMP)  ## every benchmark; installs the bench extra (whatstk, a baseline) first
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
