@@ -50,6 +50,7 @@ from egregora.storage import Storage
 from egregora.storage.keys import pseudonyms
 from egregora.tasks import Backoff, TaskStore
 from tests.conftest import Demo, Place
+from tests.support import mkdocs_build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 runner = CliRunner()
@@ -259,11 +260,44 @@ def test_titles_leave_out_the_stop_words_of_the_chats_own_languages(
     assert draft.title == title
 
 
-def test_a_window_of_notices_only_still_gets_a_post() -> None:
+def test_a_writer_given_notices_only_writes_a_quiet_post() -> None:
     notice = message(0, "Ana added Bo", None, kind="system")
     draft = ExtractiveWriter().write(WindowInput(some_window([notice]), [notice], UTC))
     assert draft.title == "Quiet times (2024-05-14)"
     assert draft.tags == ()
+
+
+NOTICES_CHAT = (
+    "14/03/2024, 10:00 - Ana Sousa: Good morning, the whale watching boat leaves at nine\n"
+    "14/03/2024, 10:05 - Bia Costa: The whale watching boat, yes\n"
+    "15/03/2024, 09:00 - Ana Sousa added Caio Lima\n"
+    "15/03/2024, 09:01 - Caio Lima left\n"
+    "16/03/2024, 11:00 - Bia Costa: Back home, what a trip\n"
+)
+
+
+def test_a_day_of_notices_only_has_a_journal_and_no_post(tmp_path: Path, place: Place) -> None:
+    """A post is what members said: a day of system notices only ("Quiet times ... from 0
+    people") gets its journal, which lists the notices, and no post."""
+    chat = tmp_path / "WhatsApp Chat with Boat.txt"
+    chat.write_text(NOTICES_CHAT, encoding="utf-8")
+    site = tmp_path / "site"
+    args = ["run", str(chat), "--tz", "UTC", "--site", str(site), "--db", str(place), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["documents"] | {"media": 0} == {
+        "journal": 3, "post": 2, "profile": 2, "media": 0
+    }  # fmt: skip
+    with Storage.open(str(place), read_only=True) as store:
+        table = store.table("documents").filter(lambda d: d.doc_type.isin(["post", "journal"]))
+        rows = store.to_pyarrow(table.select("doc_type", "date", "extensions")).to_pylist()
+    posts = sorted(str(r["date"]) for r in rows if r["doc_type"] == "post")
+    assert posts == ["2024-03-14", "2024-03-16"]
+    (quiet,) = [r for r in rows if r["doc_type"] == "journal" and str(r["date"]) == "2024-03-15"]
+    assert "post_id" not in json.loads(quiet["extensions"])  # it links to no post
+    again = json.loads(runner.invoke(app, args).stdout)
+    assert (again["new_documents"], again["tasks_waiting"]) == (0, 0)  # nothing left to do
+    mkdocs_build(site, tmp_path / "built")  # --strict: no link to a missing post
 
 
 class Shouting:

@@ -113,7 +113,7 @@ def journal_row(
                 "media_files": files,
                 "media": linked,
                 "media_omitted": omitted,
-                "post_id": post_id(label, window),
+                **({"post_id": post_id(label, window)} if people else {}),  # notices: no post
                 "recipe": RECIPE,
             }
         ),

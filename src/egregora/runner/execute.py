@@ -276,13 +276,12 @@ class Worker:
             return []  # the messages are gone (another thread name?): nothing to write
         window = _as_read(planned, messages)
         label = work.source.label
-        draft = self.writer.write(
-            WindowInput(window=window, messages=messages, tz=tz, names=work.source.names)
-        )
-        rows = [
-            journal_row(label, window, messages, work.media_ids, tz),
-            post_row(label, window, messages, draft, self.writer, work.media_ids, tz),
-        ]
+        rows = [journal_row(label, window, messages, work.media_ids, tz)]
+        if window.people:  # a day of system notices only has a journal and no post
+            draft = self.writer.write(
+                WindowInput(window=window, messages=messages, tz=tz, names=work.source.names)
+            )
+            rows.append(post_row(label, window, messages, draft, self.writer, work.media_ids, tz))
         return rows + [_linked(row, label, window) for row in linked]
 
     # -- between batches --------------------------------------------------------------------------
@@ -374,6 +373,7 @@ def _as_read(planned: Window, messages: list[Message]) -> Window:
         last_seq=max(m.seq for m in messages),
         messages=len(messages),
         signature=signature(m.event_id for m in messages),
+        people=len({m.author_uuid for m in messages if m.author_uuid}),
     )
 
 

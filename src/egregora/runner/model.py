@@ -59,6 +59,9 @@ class Window:
     last_seq: int
     messages: int
     signature: str
+    # Members who wrote or sent something in it: a window of system notices only (0) gets a
+    # journal and no post. Windows planned before this was counted are taken to have people.
+    people: int = 1
 
     def payload(self) -> dict[str, Any]:
         """The window as a task's JSON payload."""
@@ -72,6 +75,7 @@ class Window:
             "last_seq": self.last_seq,
             "messages": self.messages,
             "signature": self.signature,
+            "people": self.people,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class Window:
             last_seq=int(payload["last_seq"]),
             messages=int(payload["messages"]),
             signature=payload["signature"],
+            people=int(payload.get("people", 1)),
         )
 
 

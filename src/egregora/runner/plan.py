@@ -47,7 +47,7 @@ def make_plan(store: Storage, thread_id: str, label: str, spec: WindowSpec, zone
         w
         for w in windows
         if journals.get(journal_id(label, w)) != w.signature
-        or posts.get(post_id(label, w)) != w.signature
+        or (w.people > 0 and posts.get(post_id(label, w)) != w.signature)  # notices: no post
     )
     authors_todo = tuple(
         a for a in authors if profiles.get(profile_id(label, a.author_uuid)) != a.signature

@@ -32,10 +32,13 @@ def zone(name: str) -> tzinfo:
 def plan_windows(
     thread_id: str, messages: pa.Table, spec: WindowSpec, zone_name: str
 ) -> list[Window]:
-    """The windows of ``messages`` (columns event_id, seq, ts; any order), oldest first."""
+    """The windows of ``messages`` (columns event_id, seq, ts, and author_uuid to count each
+    window's people; any order), oldest first."""
     if messages.num_rows == 0:
         return []
-    ordered = messages.select(["event_id", "seq", "ts"]).sort_by("seq")
+    if "author_uuid" not in messages.column_names:  # nobody is known: everyone counts as one
+        messages = messages.append_column("author_uuid", pa.array(["?"] * messages.num_rows))
+    ordered = messages.select(["event_id", "seq", "ts", "author_uuid"]).sort_by("seq")
     if spec.kind == "messages":
         assert spec.size is not None
         return _runs_of(thread_id, ordered, spec)
@@ -51,6 +54,7 @@ def plan_windows(
                 ("seq", "max"),
                 ("ts", "min"),
                 ("ts", "max"),
+                ("author_uuid", "count_distinct"),  # nulls (system notices) not counted
             ]
         )
         .sort_by([("ts_min", "ascending"), ("label", "ascending")])
@@ -71,6 +75,7 @@ def plan_windows(
                 last_seq=row["seq_max"],
                 messages=len(ids),
                 signature=signature(ids),
+                people=row["author_uuid_count_distinct"],
             )
         )
     return windows
@@ -97,6 +102,7 @@ def _runs_of(thread_id: str, ordered: pa.Table, spec: WindowSpec) -> list[Window
     ids = ordered["event_id"].to_pylist()
     seqs = ordered["seq"].to_pylist()
     times = ordered["ts"].to_pylist()
+    authors = ordered["author_uuid"].to_pylist()
     windows = []
     for index, first in enumerate(range(0, len(ids), size)):
         last = min(first + size, len(ids)) - 1
@@ -113,6 +119,7 @@ def _runs_of(thread_id: str, ordered: pa.Table, spec: WindowSpec) -> list[Window
                 last_seq=seqs[last],
                 messages=len(chunk),
                 signature=signature(chunk),
+                people=len({a for a in authors[first : last + 1] if a is not None}),
             )
         )
     return windows
