@@ -7,6 +7,7 @@ or feed reader would get it.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -151,3 +152,26 @@ def test_an_address_that_is_no_sites_is_refused_before_anything_is_written(
         error = json.loads(done.stdout)["error"]
         assert "is not the address of a site" in error["message"], error
         assert not site.exists()
+
+
+def test_a_site_of_the_earlier_layout_loses_its_old_pages_and_folders(
+    demo_copy: Demo, tmp_path: Path
+) -> None:
+    """Sites written before the blog kept posts in docs/posts/: a new write removes what
+    egregora wrote there, and the folder once empty; a file of the user's stays, folder and all."""
+    site = demo_copy.folder / "site"
+    manifest_path = site / ".egregora-site.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    old = {"docs/posts/chat-2024-05-14.md": b"# an old post\n", "docs/posts/x.png": b"\x89PNG"}
+    for relative, content in old.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_bytes(content)
+        manifest["files"][relative] = [hashlib.sha256(content).hexdigest()]
+    mine = site / "docs" / "notes" / "mine.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes\n", encoding="utf-8")
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    done = egregora_process("site", "build", "--db", demo_copy.db, "--site", str(site))
+    assert done.returncode == 0, done.stderr
+    assert not (site / "docs" / "posts").exists()
+    assert mine.read_text(encoding="utf-8") == "my notes\n"

@@ -626,6 +626,18 @@ def _remove_no_longer_made(
         target = folder / PurePosixPath(relative)
         if relative not in made and target.is_file() and _file_digest(target) in written:
             target.unlink()
+            _remove_empty_parents(target.parent, folder)
+
+
+def _remove_empty_parents(start: Path, folder: Path) -> None:
+    """Remove ``start`` and its parents below ``folder`` while they are empty (a section an
+    earlier layout had, say); a folder holding anything, the user's files too, stays."""
+    while start != folder and folder in start.parents:
+        try:
+            start.rmdir()
+        except OSError:
+            return  # not empty (or not ours to remove): it stays
+        start = start.parent
 
 
 def check_site_folder(folder: Path) -> None:
