@@ -159,6 +159,8 @@ _MAY_DELETE = {
     # what a dead ingest's journal lists and no document names, abandoned drafts and journals
     ("media/folder.py", "sweep"),
     ("runner/site.py", "_replace_file"),  # a page egregora wrote (its manifest says), or a draft
+    # the folders its removed pages left empty (rmdir refuses a folder holding any file)
+    ("runner/site.py", "_remove_empty_parents"),
     ("storage/export.py", "export_table"),  # its own draft, once linked or renamed into place
     ("storage/export.py", "_put"),  # the file `egregora export --replace` is asked to replace
     # a page egregora wrote and nobody edited (its manifest and its bytes say), no longer made

@@ -138,7 +138,14 @@ def test_a_site_url_places_the_feed_and_cards_there(demo_copy: Demo, tmp_path: P
 
 @pytest.mark.parametrize(
     "address",
-    ["javascript:alert(1)", "ftp://example.org/", "https://", 'https://x.org/"onload="a', "x"],
+    [
+        "javascript:alert(1)",
+        "ftp://example.org/",
+        "https://",
+        'https://x.org/"onload="a',
+        "x",
+        "https://x.org/?q=1",
+    ],
 )
 def test_an_address_that_is_no_sites_is_refused_before_anything_is_written(
     demo_copy: Demo, tmp_path: Path, address: str

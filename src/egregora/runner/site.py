@@ -123,9 +123,7 @@ def site_address(text: str) -> str:
     if (
         parts.scheme not in ("http", "https")
         or not parts.netloc
-        or parts.query
-        or parts.fragment
-        or any(c in url for c in "\"'<>`\\ ")
+        or any(c in url for c in "?#\"'<>`\\ ")  # a query, a fragment, or an attribute's end
     ):
         raise ConfigurationError(
             f"--site-url {text!r} is not the address of a site; give one such as "
