@@ -52,6 +52,8 @@ ALLOWED: dict[str, set[str]] = {
         *("schema", "ddl", "backends", "migrations", "contracts", "storage", "errors", ""),
         *("git", "assets", "runs", "tasks", "etl", "runner", "pseudonyms", "constants"),
     },
+    # for other projects' tests: contracts and fresh stores, on the storage gateway
+    "testing": {"schema", "contracts", "storage"},
     "errors": {"contracts"},  # for a type annotation only
     "digest": {"errors"},  # content hashing, beside errors at the root
     "clock": set(),  # the current time services read, beside errors at the root
